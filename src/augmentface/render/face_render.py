@@ -1,0 +1,144 @@
+"""Re-render a fitted face with a new expression, using the photo's own texture.
+
+The fitted mesh (MediaPipe's 468 landmarks) is moved by the expression change, posed into the
+image; every pixel of the deformed mesh takes its colour from the same surface point in the
+source photo (backward mapping, :func:`augmentface.render.rasterize.warp_mesh`). A fixed ring of
+anchor vertices around the face outline, triangulated to it, holds the warp at zero at the mask
+edge, so the face blends into the untouched photo without a seam. Where the lips part further
+than in the source, a procedural mouth interior is painted
+(:func:`augmentface.render.mouth.paint_mouth_cavity`) instead of stretching the lips' pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from augmentface.errors import RenderError
+from augmentface.face import topology as topo
+from augmentface.face.model import N_MESH_VERTICES, FaceModel
+from augmentface.render.mouth import mouth_opening_px, paint_mouth_cavity
+from augmentface.render.rasterize import warp_mesh
+
+#: Anchor ring radius relative to the face outline, from the outline's centroid.
+RING_SCALE = 1.3
+#: Feather width of the mask's edge, as a fraction of the ring's width.
+FEATHER_FRACTION = 0.25
+#: The cavity is painted when the target opening exceeds the source's by this many pixels.
+MIN_NEW_OPENING_PX = 1.5
+
+
+@dataclass(frozen=True)
+class RenderedFace:
+    """One rendered face: a crop of the image plus where it goes.
+
+    Attributes
+    ----------
+    image_rgb : (h, w, 3) uint8, the crop ``roi`` of the re-rendered photo.
+    alpha : (h, w) uint8, 255 inside the face and anchor band, feathered to 0 at the ring.
+    roi : (x0, y0, x1, y1) in full-image pixels, half-open.
+    target_verts_px : (468, 3) float, the deformed mesh in image pixels.
+    mouth_painted : whether a procedural mouth interior was painted.
+    """
+
+    image_rgb: np.ndarray
+    alpha: np.ndarray
+    roi: tuple[int, int, int, int]
+    target_verts_px: np.ndarray
+    mouth_painted: bool
+
+
+def anchor_ring_px(oval_px: np.ndarray, scale: float = RING_SCALE) -> np.ndarray:
+    """(36, 2) ring of fixed anchors: the face outline pushed out from its centroid."""
+    centre = oval_px.mean(axis=0)
+    return centre + scale * (oval_px - centre)
+
+
+def _band_triangles(n_mesh: int, oval: np.ndarray) -> np.ndarray:
+    """Triangles joining outline vertex i, i+1 to ring vertices n_mesh + i, n_mesh + i + 1."""
+    k = len(oval)
+    i = np.arange(k)
+    j = (i + 1) % k
+    ring_i, ring_j = n_mesh + i, n_mesh + j
+    return np.concatenate(
+        [np.stack([oval[i], oval[j], ring_j], 1), np.stack([oval[i], ring_j, ring_i], 1)]
+    ).astype(np.int32)
+
+
+def _lip_rgb(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:
+    """Median colour of the lips, sampled between the outer and inner lip contours."""
+    outer = verts_px[list(topo.LIPS_OUTER), :2]
+    inner = verts_px[list(topo.LIPS_INNER), :2]
+    points = np.concatenate([outer, 0.5 * (outer + inner)])
+    h, w = image_rgb.shape[:2]
+    xs = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
+    ys = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
+    return np.median(image_rgb[ys, xs].astype(np.float64), axis=0)
+
+
+def _mask(ring_px: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Feathered 0–255 mask of the ring polygon inside the roi."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    polygon = np.round((ring_px - (x0, y0)) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [polygon], 255, lineType=cv2.LINE_AA, shift=4)
+    width = float(np.ptp(ring_px[:, 0]))
+    feather = max(1, round(width * (RING_SCALE - 1) / RING_SCALE * FEATHER_FRACTION))
+    # Erode then blur: the feather stays inside the ring, where the warp is already ~identity.
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=feather)
+    return cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
+
+
+def render_expression(
+    image_rgb: np.ndarray,
+    landmarks_px: np.ndarray,
+    delta_verts_px: np.ndarray,
+    model: FaceModel,
+) -> RenderedFace:
+    """Deform the face in ``image_rgb`` by ``delta_verts_px`` and re-render it.
+
+    Parameters
+    ----------
+    image_rgb : (H, W, 3) uint8 source photo.
+    landmarks_px : (478 or 468, 3) MediaPipe landmarks of the face, image frame (px).
+    delta_verts_px : (468, 3) displacement of every mesh vertex in the image frame (px), i.e.
+        the expression change posed into the image
+        (:func:`augmentface.frames.offsets_model_to_image`).
+    model : the face model (topology and triangles).
+    """
+    src = np.asarray(landmarks_px, dtype=np.float64)[:N_MESH_VERTICES]
+    dst = src + delta_verts_px
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise RenderError("non-finite vertices")
+    oval = np.asarray(topo.FACE_OVAL)
+    ring = anchor_ring_px(src[oval, :2])
+    n = len(src)
+    far = src[:, 2].max() + np.ptp(src[:, 0])  # the band lies behind every face triangle
+    src_all = np.vstack([src[:, :2], ring])
+    dst_all = np.vstack([dst[:, :2], ring])
+    depth = np.concatenate([dst[:, 2], np.full(len(ring), far)])
+    triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
+    h, w = image_rgb.shape[:2]
+    x0, y0 = np.floor(ring.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
+    roi = (max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1)))
+    if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
+        raise RenderError(f"face region {roi} is too small or outside the image")
+    warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
+    crop, painted = _paint_mouth(warp.image_rgb, image_rgb, src, dst, roi)
+    return RenderedFace(crop, _mask(ring, roi), roi, dst, painted)
+
+
+def _paint_mouth(crop, image_rgb, src, dst, roi) -> tuple[np.ndarray, bool]:
+    """Paint a mouth interior where the target's lips part further than the source's."""
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    opening_src = mouth_opening_px(src[inner, :2], upper)
+    opening_dst = mouth_opening_px(dst[inner, :2], upper)
+    if opening_dst < opening_src + MIN_NEW_OPENING_PX:
+        return crop, False
+    polygon = dst[inner, :2] - (roi[0], roi[1])
+    painted = paint_mouth_cavity(crop, polygon, upper_count=upper, lip_rgb=_lip_rgb(image_rgb, src))
+    return painted, True

@@ -1,0 +1,290 @@
+"""Backward-mapping mesh warp: re-render a deformed face mesh with texture from the source photo.
+
+The deformed (target) mesh is rasterised into a triangle-ID buffer with the painter's algorithm
+(``cv2.fillConvexPoly`` far-to-near, ~2.5 ms for ~900 triangles at 512x512, where a NumPy
+z-buffer costs ~90 ms). Every covered target pixel gets barycentric weights in its target
+triangle; the same weights applied to the source triangle give the source position to sample,
+and one ``cv2.remap`` does the sampling. All buffers cover only the region of interest (the
+mesh's bounding box), so a 300 px face in a 4000x3000 photo costs no full-frame work.
+
+Coordinates are pixels with pixel centres at integer ``(x, y)``; ``verts_px[:, 0]`` is ``x``
+(column), ``verts_px[:, 1]`` is ``y`` (row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# fillConvexPoly takes fixed-point vertices with this many fractional bits (1/16 px), so the
+# rasterised edges follow the float mesh instead of snapping to whole pixels.
+_SUBPIXEL_BITS = 4
+# Below this |signed area| (px²) a target triangle is a degenerate sliver: its inverse affine map
+# explodes and its texture would be sampled from arbitrarily far away.
+_MIN_AREA_PX2 = 0.05
+
+
+@dataclass(frozen=True)
+class MeshWarp:
+    """The re-rendered region of interest of a mesh warp.
+
+    Attributes
+    ----------
+    image_rgb : np.ndarray
+        (h, w, 3) uint8. The warped pixels of the roi; uncovered pixels are the source's.
+    covered : np.ndarray
+        (h, w) bool. Pixels covered by a drawn (non-folded) target triangle.
+    roi : tuple[int, int, int, int]
+        ``(x0, y0, x1, y1)`` in full-image pixels, half-open: the arrays above are
+        ``image[y0:y1, x0:x1]``.
+    triangle_ids : np.ndarray
+        (h, w) int32. Index of the visible target triangle per pixel, -1 where uncovered.
+    """
+
+    image_rgb: np.ndarray
+    covered: np.ndarray
+    roi: tuple[int, int, int, int]
+    triangle_ids: np.ndarray
+
+
+def triangle_id_buffer(
+    verts_px: np.ndarray,
+    depth_px: np.ndarray,
+    triangles: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    skip: np.ndarray | None = None,
+) -> np.ndarray:
+    """Rasterise a mesh into a buffer of visible triangle indices (painter's algorithm).
+
+    Parameters
+    ----------
+    verts_px : np.ndarray
+        (N, 2) float. Vertex positions ``(x, y)`` in the buffer's pixel frame.
+    depth_px : np.ndarray
+        (N,) float. Vertex depth; larger is farther from the camera.
+    triangles : np.ndarray
+        (T, 3) int. Vertex indices per triangle.
+    shape : tuple[int, int]
+        ``(H, W)`` of the buffer.
+    skip : np.ndarray | None
+        (T,) bool. Triangles not to draw (e.g. folds).
+
+    Returns
+    -------
+    np.ndarray
+        (H, W) int32. Index of the nearest triangle covering each pixel centre, -1 where none.
+    """
+    ids = np.full(shape, -1, dtype=np.int32)
+    mean_depth_px = depth_px[triangles].mean(axis=1)
+    # Far-to-near so nearer triangles overwrite farther ones; stable so ties draw in index order.
+    order = np.argsort(-mean_depth_px, kind="stable")
+    if skip is not None:
+        order = order[~skip[order]]
+    corners_fixed = np.round(verts_px[triangles] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    for tri in order.tolist():
+        cv2.fillConvexPoly(ids, corners_fixed[tri], tri, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    return ids
+
+
+def _barycentric_affines(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Per-triangle linear maps from a homogeneous pixel ``(x, y, 1)`` to barycentric weights.
+
+    Each row of the result holds the coefficients of one weight, so the rows sum to
+    ``(0, 0, 1)`` and the weights always sum to 1. Degenerate triangles (zero area) have no
+    inverse; they get all the weight on their first vertex.
+
+    Returns
+    -------
+    np.ndarray
+        (T, 3, 3) float64. ``weights = maps[t] @ (x, y, 1)``.
+    """
+    corners_px = verts_px[triangles].astype(np.float64)  # (T, 3, 2)
+    a_px = corners_px[:, 0]
+    ab_px = corners_px[:, 1] - a_px
+    ac_px = corners_px[:, 2] - a_px
+    det = ab_px[:, 0] * ac_px[:, 1] - ab_px[:, 1] * ac_px[:, 0]
+    inv_det = np.divide(1.0, det, out=np.zeros_like(det), where=det != 0.0)
+    maps = np.zeros((len(triangles), 3, 3))
+    # Inverse of the 2x2 edge matrix [ab ac]: its rows give the weights of vertices 1 and 2.
+    maps[:, 1, :2] = np.stack([ac_px[:, 1], -ac_px[:, 0]], axis=1) * inv_det[:, None]
+    maps[:, 2, :2] = np.stack([-ab_px[:, 1], ab_px[:, 0]], axis=1) * inv_det[:, None]
+    maps[:, 1:, 2] = -np.einsum("tkd,td->tk", maps[:, 1:, :2], a_px)
+    maps[:, 0] = -maps[:, 1] - maps[:, 2]
+    maps[:, 0, 2] += 1.0
+    return maps
+
+
+def barycentric_at(
+    ids: np.ndarray, verts_px: np.ndarray, triangles: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Barycentric weights of every covered pixel centre in its triangle.
+
+    Parameters
+    ----------
+    ids : np.ndarray
+        (H, W) int. Triangle index per pixel, -1 where empty (from :func:`triangle_id_buffer`).
+    verts_px : np.ndarray
+        (N, 2) float. Vertex positions ``(x, y)`` in the same pixel frame as ``ids``.
+    triangles : np.ndarray
+        (T, 3) int. Vertex indices per triangle.
+
+    Returns
+    -------
+    rows : np.ndarray
+        (M,) intp. Row (``y``) of each covered pixel.
+    cols : np.ndarray
+        (M,) intp. Column (``x``) of each covered pixel.
+    tri : np.ndarray
+        (M,) int. Triangle index at each covered pixel.
+    bary : np.ndarray
+        (M, 3) float64. Weights of the triangle's three vertices; they sum to 1 and
+        ``bary @ corners`` is the pixel centre. Edge pixels the rasteriser includes may have
+        weights slightly below 0 (extrapolation by under a pixel).
+    """
+    rows, cols = np.nonzero(ids >= 0)
+    tri = ids[rows, cols]
+    maps = _barycentric_affines(verts_px, triangles)
+    bary = np.empty((rows.size, 3), dtype=np.float64)
+    for k in range(3):
+        # 1-D takes per coefficient: several times faster than gathering (M, 3, 3) blocks.
+        coeffs = maps[:, k]
+        bary[:, k] = coeffs[:, 0].take(tri) * cols + coeffs[:, 1].take(tri) * rows
+        bary[:, k] += coeffs[:, 2].take(tri)
+    return rows, cols, tri, bary
+
+
+def _signed_areas_px2(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) float64 signed triangle areas in px² (sign gives the winding in image axes)."""
+    a, b, c = (verts_px[triangles[:, k]].astype(np.float64) for k in range(3))
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    return 0.5 * cross
+
+
+def folded_triangles(
+    src_verts_px: np.ndarray, dst_verts_px: np.ndarray, triangles: np.ndarray
+) -> np.ndarray:
+    """Triangles that fold over (flip winding) or collapse between source and target.
+
+    A flipped triangle is a fold of the surface; drawing it would paste mirrored texture over
+    the unfolded surface in front, so it is skipped instead.
+
+    Parameters
+    ----------
+    src_verts_px : np.ndarray
+        (N, 2) float. Source vertex positions ``(x, y)``, px.
+    dst_verts_px : np.ndarray
+        (N, 2) float. Target vertex positions ``(x, y)``, px.
+    triangles : np.ndarray
+        (T, 3) int. Vertex indices per triangle.
+
+    Returns
+    -------
+    np.ndarray
+        (T,) bool. True where the signed area changed sign (or was zero in the source) or the
+        target area is below ~0.05 px².
+    """
+    src_area_px2 = _signed_areas_px2(src_verts_px, triangles)
+    dst_area_px2 = _signed_areas_px2(dst_verts_px, triangles)
+    flipped = src_area_px2 * dst_area_px2 <= 0.0
+    return flipped | (np.abs(dst_area_px2) < _MIN_AREA_PX2)
+
+
+def _mesh_roi(
+    src_verts_px: np.ndarray, dst_verts_px: np.ndarray, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Half-open ``(x0, y0, x1, y1)`` bounding both meshes, clipped to an ``(H, W)`` image."""
+    both_px = np.concatenate([src_verts_px, dst_verts_px])
+    x0, y0 = np.floor(both_px.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(both_px.max(axis=0)).astype(int) + 1
+    height, width = shape
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def _source_maps_px(
+    roi: tuple[int, int, int, int],
+    src_verts_px: np.ndarray,
+    triangles: np.ndarray,
+    ids: np.ndarray,
+    dst_local_px: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-image source ``(x, y)`` to sample for every roi pixel, as float32 remap maps.
+
+    Each target triangle's barycentric map composed with its source corners is one affine map
+    from a roi pixel to the source position (the barycentric combination of the source
+    corners), so the maps are evaluated for the whole roi with six table look-ups and no
+    scatter. Uncovered pixels use an extra identity entry: integer pixel centres remap
+    exactly, so they keep the source pixels unchanged.
+    """
+    x0, y0, x1, y1 = roi
+    src_corners_px = src_verts_px[triangles].astype(np.float64)  # (T, 3, 2)
+    dst_bary_maps = _barycentric_affines(dst_local_px, triangles)  # (T, 3, 3)
+    to_src = np.einsum("tkd,tkj->tdj", src_corners_px, dst_bary_maps)
+    identity = np.array([[[1.0, 0.0, x0], [0.0, 1.0, y0]]])
+    # float32 keeps 1/1000 px at 4000 px, far finer than remap's 1/32 px interpolation grid.
+    to_src = np.concatenate([to_src, identity]).astype(np.float32)  # (T + 1, 2, 3)
+    entry = np.where(ids >= 0, ids, len(triangles))
+    cols = np.arange(x1 - x0, dtype=np.float32)[None, :]
+    rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
+    map_x, map_y = (
+        to_src[:, d, 0].take(entry) * cols
+        + to_src[:, d, 1].take(entry) * rows
+        + to_src[:, d, 2].take(entry)
+        for d in range(2)
+    )
+    return map_x, map_y
+
+
+def warp_mesh(
+    src_image_rgb: np.ndarray,
+    src_verts_px: np.ndarray,
+    dst_verts_px: np.ndarray,
+    dst_depth_px: np.ndarray,
+    triangles: np.ndarray,
+    *,
+    roi: tuple[int, int, int, int] | None = None,
+) -> MeshWarp:
+    """Re-render the target mesh with the source photo's texture by backward mapping.
+
+    Parameters
+    ----------
+    src_image_rgb : np.ndarray
+        (H, W, 3) uint8. The source photo.
+    src_verts_px : np.ndarray
+        (N, 2) float. Mesh vertices ``(x, y)`` fitted to the source photo, px.
+    dst_verts_px : np.ndarray
+        (N, 2) float. The same vertices moved to the target expression, px.
+    dst_depth_px : np.ndarray
+        (N,) float. Target vertex depth, larger is farther from the camera (any units that
+        order correctly; px by convention).
+    triangles : np.ndarray
+        (T, 3) int. Vertex indices per triangle.
+    roi : tuple[int, int, int, int] | None
+        Half-open ``(x0, y0, x1, y1)`` to render, full-image px. ``None``: the bounding box
+        of both meshes, clipped to the image.
+
+    Returns
+    -------
+    MeshWarp
+        The rendered roi. Where ``dst == src`` it equals the source roi exactly.
+
+    Raises
+    ------
+    ValueError
+        If the roi is empty (e.g. the meshes lie entirely outside the image).
+    """
+    if roi is None:
+        roi = _mesh_roi(src_verts_px, dst_verts_px, src_image_rgb.shape[:2])
+    x0, y0, x1, y1 = (int(v) for v in roi)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"empty render roi {(x0, y0, x1, y1)} for image {src_image_rgb.shape}")
+    dst_local_px = np.asarray(dst_verts_px, dtype=np.float64) - (x0, y0)
+    skip = folded_triangles(src_verts_px, dst_verts_px, triangles)
+    ids = triangle_id_buffer(dst_local_px, dst_depth_px, triangles, (y1 - y0, x1 - x0), skip=skip)
+    map_x, map_y = _source_maps_px((x0, y0, x1, y1), src_verts_px, triangles, ids, dst_local_px)
+    image_rgb = cv2.remap(
+        src_image_rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+    return MeshWarp(image_rgb=image_rgb, covered=ids >= 0, roi=(x0, y0, x1, y1), triangle_ids=ids)

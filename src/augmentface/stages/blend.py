@@ -1,0 +1,141 @@
+"""Stage ``blend``: put each rendered face into its photo; write the images and the labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augmentface.atomic import atomic_write_text
+from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
+from augmentface.errors import RenderError, UsageError
+from augmentface.imageio import read_image, write_image_atomic
+from augmentface.manifest import ManifestWriter, done_keys, read_manifest
+from augmentface.stages.common import (
+    DEFAULT_WORKDIR,
+    LABELS_FILE,
+    OUTPUT_DIR,
+    RENDERS_FILE,
+    StageReport,
+    previous_rows,
+    progress,
+    row_failure,
+    upstream,
+)
+from augmentface.stages.render import sample_name
+from augmentface.stages.schemas import AU_NAMES, LABELS, RENDERS, TARGETS
+
+LABEL_COLUMNS = ("kind", *AU_NAMES, "valence", "arousal", "va_class")
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Settings of the blend stage (see ``augmentface blend --help``)."""
+
+    workdir: Path = DEFAULT_WORKDIR
+    renders: Path | None = None  # default: <workdir>/renders.parquet
+    output: Path | None = None  # default: <workdir>/output
+    method: BlendMethod = "alpha"
+    image_format: str = "jpg"
+    jpeg_quality: int = 95
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in BLEND_METHODS:
+            raise UsageError(
+                f"unknown blend method {self.method!r}; allowed: {', '.join(BLEND_METHODS)}"
+            )
+        if self.image_format not in ("jpg", "png", "webp"):
+            raise UsageError(f"image format must be jpg, png or webp, not {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UsageError(f"jpeg quality must be in 1–100, got {self.jpeg_quality}")
+
+
+def _read_render(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb, alpha) of a render crop written by the render stage."""
+    bgra = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
+        raise RenderError(f"{path}: render crop missing or not an RGBA PNG")
+    return np.ascontiguousarray(bgra[..., 2::-1]), bgra[..., 3]
+
+
+def run_blend(config: BlendConfig | None = None) -> StageReport:
+    """Blend every render; write ``<output>/images/`` and ``<output>/labels.parquet`` + ``.csv``."""
+    config = config or BlendConfig()
+    workdir = Path(config.workdir)
+    renders_path = Path(config.renders or workdir / RENDERS_FILE)
+    renders = upstream(renders_path, RENDERS, "augmentface render")
+    targets = read_manifest(
+        renders.meta["params"]["targets"],
+        TARGETS,
+        run_first="augmentface synth-au or augmentface synth-va",
+    )
+    labels = {tuple(r[k] for k in TARGETS.key): r for r in targets.df.to_dict("records")}
+    out_dir = Path(config.output or workdir / OUTPUT_DIR)
+    path = out_dir / LABELS_FILE
+    params = {
+        "renders": str(renders_path.resolve()),
+        "method": config.method,
+        "image_format": config.image_format,
+        "jpeg_quality": config.jpeg_quality,
+    }
+    previous = previous_rows(path, LABELS, params)
+    done = done_keys(previous, LABELS)
+    rows = [r for r in renders.df.to_dict("records") if r["status"] == "ok"]
+    report = StageReport("blend", path)
+    todo = []
+    for row in rows:
+        if tuple(row[k] for k in LABELS.key) in done:
+            report.skipped += 1
+        else:
+            todo.append(row)
+    todo.sort(key=lambda r: r["image_path"])
+    seed = targets.meta.get("seed")
+    cached: tuple[str, np.ndarray] | None = None
+    with ManifestWriter(
+        path,
+        LABELS,
+        previous,
+        params=params,
+        seed=seed,
+        face_model_id=renders.meta.get("face_model_id"),
+        every_n=100,
+    ) as writer:
+        for row in progress(todo, "blend", len(todo), config.quiet):
+            key = {k: row[k] for k in LABELS.key}
+            label = {c: labels[tuple(key.values())][c] for c in LABEL_COLUMNS}
+            try:
+                if cached is None or cached[0] != row["image_path"]:
+                    cached = (row["image_path"], read_image(row["image_path"]))
+                crop, alpha = _read_render(row["render_path"])
+                roi = tuple(int(v) for v in row["roi_px"])
+                image = blend_face(cached[1], crop, alpha, roi, config.method)
+                file = out_dir / "images" / f"{sample_name(**key)}.{config.image_format}"
+                write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
+            except Exception as exc:  # the row gets a status; the run goes on
+                status, message = row_failure(exc, row["image_path"])
+                writer.add({**key, **label, "status": status, "error": message})
+                report.fail(status, message)
+                continue
+            writer.add(
+                {
+                    **key,
+                    "output_path": str(file.resolve()),
+                    **label,
+                    "method": config.method,
+                    "seed": seed,
+                    "status": "ok",
+                    "error": None,
+                }
+            )
+            report.ok()
+    _write_csv(path)
+    return report
+
+
+def _write_csv(labels_path: Path) -> None:
+    """labels.csv beside labels.parquet: the same rows without array columns."""
+    frame = read_manifest(labels_path, LABELS, run_first="augmentface blend").df
+    atomic_write_text(labels_path.with_suffix(".csv"), frame.to_csv(index=False))

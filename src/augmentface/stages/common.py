@@ -1,0 +1,114 @@
+"""What every stage shares: work-directory layout, resume, progress and the run report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from augmentface.errors import RowError
+from augmentface.manifest import Manifest, Schema, read_manifest, read_meta
+
+log = logging.getLogger("augmentface")
+
+DEFAULT_WORKDIR = Path("augment")
+FITS_FILE = "fits.parquet"
+TARGETS_FILE = "targets.parquet"
+RENDERS_FILE = "renders.parquet"
+RENDERS_DIR = "renders"
+OUTPUT_DIR = "output"
+LABELS_FILE = "labels.parquet"
+
+T = TypeVar("T")
+
+
+@dataclass
+class StageReport:
+    """Counts of one stage's run: done, skipped (already done: resume), failed by status."""
+
+    stage: str
+    manifest_path: Path
+    done: int = 0
+    skipped: int = 0
+    failed: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # status -> first error message
+
+    def ok(self) -> None:
+        self.done += 1
+
+    def fail(self, status: str, message: str) -> None:
+        self.failed[status] += 1
+        self.examples.setdefault(status, message)
+        log.warning("%s", message)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(self.failed.values())
+
+
+def row_failure(error: Exception, where: str) -> tuple[str, str]:
+    """(status, one-line message naming the file and the reason) for a failed row.
+
+    Typed :class:`RowError` subclasses carry their own status; anything else is an unexpected
+    failure (status ``failed``) and its type is named so that it can be reported.
+    """
+    if isinstance(error, RowError):
+        text = str(error)
+    else:
+        text = f"unexpected {type(error).__name__}: {error}"
+    text = " ".join(text.split())  # one line
+    if not isinstance(error, RowError):
+        return "failed", f"{where}: {text}"
+    return error.status, text if text.startswith(where) else f"{where}: {text}"
+
+
+def progress(items: Iterable[T], description: str, total: int, quiet: bool) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (none when ``quiet``)."""
+    if quiet:
+        yield from items
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def _normalise(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def previous_rows(path: Path, schema: Schema, params: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Rows of an earlier run of the same job (same parameters) to resume from, else None.
+
+    An earlier manifest written with other parameters belongs to another job: it is replaced,
+    not resumed, so a result never mixes two configurations.
+    """
+    if not path.exists():
+        return None
+    try:
+        meta = read_meta(path)
+    except Exception:  # an unreadable old manifest is simply replaced
+        return None
+    if _normalise(meta.get("params", {})) != _normalise(params):
+        log.info("%s was written with other parameters: starting afresh", path)
+        return None
+    return read_manifest(path, schema, run_first="").df
+
+
+def upstream(path: Path, schema: Schema, run_first: str) -> Manifest:
+    """Read an upstream manifest; a missing one names the command to run first."""
+    return read_manifest(path, schema, run_first=run_first)

@@ -1,0 +1,164 @@
+"""Stage ``fit3dmm``: images -> faces -> fitted face model, one row per face."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from augmentface.errors import NoFaceError
+from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
+from augmentface.face.fitting import FaceFit, FitConfig, fit_face
+from augmentface.face.landmarker_model import locate_landmarker
+from augmentface.face.model import FaceModel, load_face_model
+from augmentface.imageio import DEFAULT_MAX_PIXELS, read_image
+from augmentface.manifest import ManifestWriter, done_keys
+from augmentface.stages.common import (
+    DEFAULT_WORKDIR,
+    FITS_FILE,
+    StageReport,
+    previous_rows,
+    progress,
+    row_failure,
+)
+from augmentface.stages.schemas import AU_NAMES, FITS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Fit3dmmConfig:
+    """Settings of the fit3dmm stage (see ``augmentface fit3dmm --help``)."""
+
+    workdir: Path = DEFAULT_WORKDIR
+    all_faces: bool = False
+    proposals: Literal["auto", "always", "never"] = "auto"
+    landmarker: Path | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    fit: FitConfig = field(default_factory=FitConfig)
+    quiet: bool = False
+
+
+def list_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named by ``inputs`` (files as given; folders searched recursively by suffix).
+
+    A named file is kept whatever its suffix (so a bad file gets a status, not silence); a
+    missing path is kept too and fails as ``missing``.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser().resolve()
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
+            )
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def _face_row(image: Path, index: int, n: int, shape, face: FaceDetection, fit: FaceFit) -> dict:
+    yaw, pitch, roll = fit.head_angles_deg
+    row = {
+        "image_path": str(image),
+        "face_index": index,
+        "n_faces": n,
+        "width_px": shape[1],
+        "height_px": shape[0],
+        "detection_source": face.source,
+        "bbox_px": np.asarray(face.bbox_px),
+        "landmarks_px": face.landmarks_px,
+        "rotation": fit.rotation,
+        "scale_px_per_mm": fit.scale_px_per_mm,
+        "translation_px": fit.translation_px,
+        "yaw_deg": yaw,
+        "pitch_deg": pitch,
+        "roll_deg": roll,
+        "identity_offsets_model_mm": fit.identity_offsets_model_mm,
+        "expression_offsets_model_mm": fit.expression_offsets_model_mm,
+        "au_intensities": fit.au_intensities,
+        "blendshape_scores": face.blendshape_scores,
+        "status": "ok",
+        "error": None,
+    }
+    row.update(zip(AU_NAMES, map(float, fit.au_intensities), strict=True))
+    return row
+
+
+def fit_image(
+    image_path: Path, landmarker: FaceLandmarker, model: FaceModel, config: Fit3dmmConfig
+) -> list[dict]:
+    """Manifest rows for one image: one per face kept, or one failed row."""
+    image = read_image(image_path, max_pixels=config.max_pixels)
+    faces = landmarker.detect(image)
+    if not faces:
+        raise NoFaceError(f"{image_path}: no face found")
+    return [
+        _face_row(
+            image_path,
+            i,
+            len(faces),
+            image.shape,
+            face,
+            fit_face(face.landmarks_px, model, config.fit),
+        )
+        for i, face in enumerate(faces)
+    ]
+
+
+def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
+    """Detect and fit every face in ``inputs``; write ``<workdir>/fits.parquet``.
+
+    Resumable: images whose rows are already ``ok`` in a manifest of the same job are skipped.
+    """
+    config = config or Fit3dmmConfig()
+    images = list_images(inputs)
+    landmarker_file = locate_landmarker(config.landmarker)
+    model = load_face_model(landmarker_file)
+    path = Path(config.workdir) / FITS_FILE
+    params = {
+        "inputs": [str(p) for p in images],
+        "all_faces": config.all_faces,
+        "proposals": config.proposals,
+        "max_pixels": config.max_pixels,
+        "fit": asdict(config.fit),
+        "landmarker_sha256": landmarker_file.sha256,
+        "au_names": list(AU_NAMES),
+    }
+    previous = previous_rows(path, FITS, params)
+    done_images = {key[0] for key in done_keys(previous, FITS)}
+    report = StageReport("fit3dmm", path, skipped=len(done_images))
+    todo = [p for p in images if str(p) not in done_images]
+    detect_config = DetectConfig(
+        model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
+    )
+    with (
+        FaceLandmarker(detect_config) as landmarker,
+        ManifestWriter(
+            path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
+        ) as writer,
+    ):
+        for image_path in progress(todo, "fit3dmm", len(todo), config.quiet):
+            try:
+                rows = fit_image(image_path, landmarker, model, config)
+            except Exception as exc:  # one bad image never stops the run: it gets a status
+                status, message = row_failure(exc, str(image_path))
+                writer.add(
+                    {
+                        "image_path": str(image_path),
+                        "face_index": 0,
+                        "status": status,
+                        "error": message,
+                    }
+                )
+                report.fail(status, message)
+                continue
+            for row in rows:
+                writer.add(row)
+                report.ok()
+    return report

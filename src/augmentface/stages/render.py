@@ -1,0 +1,140 @@
+"""Stage ``render``: deform each fitted face to its target and re-render it with its own texture."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augmentface.atomic import atomic_write_bytes
+from augmentface.errors import UsageError
+from augmentface.face import topology as topo
+from augmentface.face.model import load_face_model
+from augmentface.frames import offsets_model_to_image
+from augmentface.imageio import read_image
+from augmentface.manifest import ManifestWriter, done_keys
+from augmentface.render.face_render import RenderedFace, render_expression
+from augmentface.stages.common import (
+    DEFAULT_WORKDIR,
+    RENDERS_DIR,
+    RENDERS_FILE,
+    TARGETS_FILE,
+    StageReport,
+    previous_rows,
+    progress,
+    row_failure,
+    upstream,
+)
+from augmentface.stages.schemas import FITS, RENDERS, TARGETS
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Settings of the render stage (see ``augmentface render --help``)."""
+
+    workdir: Path = DEFAULT_WORKDIR
+    targets: Path | None = None  # default: <workdir>/targets.parquet
+    quiet: bool = False
+
+
+def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
+    """A file-name stem unique per row: image stem, a hash of its path, face, target, sample."""
+    digest = hashlib.sha1(image_path.encode()).hexdigest()[:6]
+    target = re.sub(r"[^A-Za-z0-9.+-]+", "-", target_id.replace("=", ""))
+    return f"{Path(image_path).stem}-{digest}_f{face_index}_{target}_s{sample}"
+
+
+def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:
+    rgba = np.dstack([rendered.image_rgb[..., ::-1], rendered.alpha])  # BGRA for OpenCV
+    ok, data = cv2.imencode(".png", rgba, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, data.tobytes())
+
+
+def run_render(config: RenderConfig | None = None) -> StageReport:
+    """Render every target row; write crops to ``<workdir>/renders/`` and ``renders.parquet``."""
+    config = config or RenderConfig()
+    workdir = Path(config.workdir)
+    targets_path = Path(config.targets or workdir / TARGETS_FILE)
+    targets = upstream(targets_path, TARGETS, "augmentface synth-au or augmentface synth-va")
+    fits_path = Path(targets.meta["params"]["fits"])
+    fits = upstream(fits_path, FITS, "augmentface fit3dmm IMAGES")
+    model = load_face_model()
+    if targets.meta.get("face_model_id") != model.model_id:
+        raise UsageError(
+            f"{targets_path}: made with face model "
+            f"{targets.meta.get('face_model_id')}, this installation has "
+            f"{model.model_id}; run fit3dmm and synth again"
+        )
+    path = workdir / RENDERS_FILE
+    params = {"targets": str(targets_path.resolve())}
+    previous = previous_rows(path, RENDERS, params)
+    done = done_keys(previous, RENDERS)
+    face_rows = {
+        (r["image_path"], int(r["face_index"])): r
+        for r in fits.df.to_dict("records")
+        if r["status"] == "ok"
+    }
+    rows = [r for r in targets.df.to_dict("records") if r["status"] == "ok"]
+    report = StageReport("render", path)
+    todo = []
+    for row in rows:
+        if tuple(row[k] for k in RENDERS.key) in done:
+            report.skipped += 1
+        else:
+            todo.append(row)
+    todo.sort(key=lambda r: r["image_path"])  # decode each photo once
+    out_dir = workdir / RENDERS_DIR
+    cached: tuple[str, np.ndarray | Exception] | None = None
+    with ManifestWriter(
+        path,
+        RENDERS,
+        previous,
+        params=params,
+        seed=targets.meta.get("seed"),
+        face_model_id=model.model_id,
+        every_n=100,
+    ) as writer:
+        for row in progress(todo, "render", len(todo), config.quiet):
+            key = {k: row[k] for k in RENDERS.key}
+            try:
+                if cached is None or cached[0] != row["image_path"]:
+                    try:
+                        cached = (row["image_path"], read_image(row["image_path"]))
+                    except Exception as exc:  # remembered so each row of this image reports it
+                        cached = (row["image_path"], exc)
+                if isinstance(cached[1], Exception):
+                    raise cached[1]
+                fit = face_rows[(row["image_path"], int(row["face_index"]))]
+                delta_px = offsets_model_to_image(
+                    row["expression_offsets_model_mm"] - fit["expression_offsets_model_mm"],
+                    fit["rotation"].astype(np.float64),
+                    fit["scale_px_per_mm"],
+                )
+                rendered = render_expression(cached[1], fit["landmarks_px"], delta_px, model)
+                file = out_dir / (sample_name(**key) + ".png")
+                _write_rgba_png(file, rendered)
+            except Exception as exc:  # the row gets a status; the run goes on
+                status, message = row_failure(exc, row["image_path"])
+                writer.add({**key, "status": status, "error": message})
+                report.fail(status, message)
+                continue
+            writer.add(
+                {
+                    **key,
+                    "render_path": str(file.resolve()),
+                    "roi_px": np.asarray(rendered.roi),
+                    "target_landmarks_px": rendered.target_verts_px,
+                    "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
+                    "mouth_painted": rendered.mouth_painted,
+                    "status": "ok",
+                    "error": None,
+                }
+            )
+            report.ok()
+    return report

@@ -1,0 +1,192 @@
+"""The manifest schema of every stage — the documented contract between stages.
+
+``docs/manifests.md`` is generated from these definitions:
+``python -m augmentface.stages.schemas > docs/manifests.md``.
+"""
+
+from __future__ import annotations
+
+from augmentface.expression.au_rig import AU_SPECS
+from augmentface.manifest import Column, Schema
+
+AU_NAMES: tuple[str, ...] = tuple(f"AU{s.number}" for s in AU_SPECS)
+N_AUS = len(AU_NAMES)
+
+_KEY_FACE = (
+    Column("image_path", "string", "Source image, as given (absolute path)", nullable=False),
+    Column("face_index", "int64", "Face in the image, 0 = largest", nullable=False),
+)
+_KEY_SAMPLE = (
+    *_KEY_FACE,
+    Column(
+        "target_id",
+        "string",
+        "Requested expression, e.g. AU6=2_AU12=3 or V+0.40_A+0.20",
+        nullable=False,
+    ),
+    Column(
+        "sample", "int64", "Sample number for this target (0 = the target itself)", nullable=False
+    ),
+)
+_AU_COLUMNS = tuple(
+    Column(name, "float64", f"{name} intensity", unit="FACS 0–5") for name in AU_NAMES
+)
+_LABELS = (
+    Column("kind", "string", "Target kind: 'au' (AU intensities) or 'va' (valence/arousal)"),
+    *_AU_COLUMNS,
+    Column("valence", "float64", "Valence label (NaN for AU targets)", unit="[-1, 1]"),
+    Column("arousal", "float64", "Arousal label (NaN for AU targets)", unit="[-1, 1]"),
+    Column("va_class", "int64", "VA class 0–99 (10 × arousal bin + valence bin), -1 for AU"),
+)
+
+FITS = Schema(
+    stage="fit3dmm",
+    version=1,
+    key=("image_path", "face_index"),
+    columns=(
+        *_KEY_FACE,
+        Column("n_faces", "int64", "Faces found in the image"),
+        Column("width_px", "int64", "Image width after EXIF orientation", unit="px"),
+        Column("height_px", "int64", "Image height after EXIF orientation", unit="px"),
+        Column("detection_source", "string", "'full_frame' or 'proposal' (multi-scale pass)"),
+        Column("bbox_px", "array", "Face box x0, y0, x1, y1", unit="px", shape=(4,)),
+        Column(
+            "landmarks_px", "array", "MediaPipe landmarks x, y, depth", unit="px", shape=(478, 3)
+        ),
+        Column("rotation", "array", "Pose rotation, model frame -> image frame", shape=(3, 3)),
+        Column("scale_px_per_mm", "float64", "Pose scale", unit="px/mm"),
+        Column("translation_px", "array", "Pose translation", unit="px", shape=(3,)),
+        Column("yaw_deg", "float64", "Head yaw relative to frontal", unit="deg"),
+        Column("pitch_deg", "float64", "Head pitch relative to frontal", unit="deg"),
+        Column("roll_deg", "float64", "Head roll relative to frontal", unit="deg"),
+        Column(
+            "identity_offsets_model_mm",
+            "array",
+            "Per-face shape offsets from the mean",
+            unit="mm",
+            shape=(468, 3),
+        ),
+        Column(
+            "expression_offsets_model_mm",
+            "array",
+            "Fitted expression offsets",
+            unit="mm",
+            shape=(468, 3),
+        ),
+        Column(
+            "au_intensities",
+            "array",
+            "Fitted AU intensities in the order of the AU columns",
+            unit="FACS 0–5",
+            shape=(N_AUS,),
+        ),
+        *_AU_COLUMNS,
+        Column(
+            "blendshape_scores",
+            "array",
+            "MediaPipe's 52 blendshape scores (names in the file metadata)",
+            shape=(52,),
+        ),
+    ),
+)
+
+TARGETS = Schema(
+    stage="synth",
+    version=1,
+    key=("image_path", "face_index", "target_id", "sample"),
+    columns=(
+        *_KEY_SAMPLE,
+        Column("source", "string", "Expression source: 'facs-rig' (direct) or 'va-prior'"),
+        *_LABELS,
+        Column("requested_valence", "float64", "Valence asked for (NaN for AU targets)"),
+        Column("requested_arousal", "float64", "Arousal asked for (NaN for AU targets)"),
+        Column(
+            "au_intensities",
+            "array",
+            "AU intensities realised, in AU column order",
+            unit="FACS 0–5",
+            shape=(N_AUS,),
+        ),
+        Column(
+            "expression_offsets_model_mm",
+            "array",
+            "Target expression offsets",
+            unit="mm",
+            shape=(468, 3),
+        ),
+    ),
+)
+
+RENDERS = Schema(
+    stage="render",
+    version=1,
+    key=TARGETS.key,
+    columns=(
+        *_KEY_SAMPLE,
+        Column("render_path", "string", "RGBA PNG crop: the re-rendered face, alpha = mask"),
+        Column(
+            "roi_px",
+            "array",
+            "Crop position x0, y0, x1, y1 in the source image",
+            unit="px",
+            shape=(4,),
+        ),
+        Column(
+            "target_landmarks_px",
+            "array",
+            "Deformed mesh vertices x, y, depth",
+            unit="px",
+            shape=(468, 3),
+        ),
+        Column(
+            "target_ibug68_px",
+            "array",
+            "68 iBUG-300W points of the target",
+            unit="px",
+            shape=(68, 2),
+        ),
+        Column("mouth_painted", "bool", "A procedural mouth interior was painted"),
+    ),
+)
+
+LABELS = Schema(
+    stage="blend",
+    version=1,
+    key=TARGETS.key,
+    columns=(
+        *_KEY_SAMPLE,
+        Column("output_path", "string", "Augmented image"),
+        *_LABELS,
+        Column("method", "string", "Blend method: 'alpha' or 'poisson'"),
+        Column("seed", "int64", "Seed of the synthesis run"),
+    ),
+)
+
+ALL_SCHEMAS = (FITS, TARGETS, RENDERS, LABELS)
+
+
+def schemas_markdown() -> str:
+    """Documentation of every manifest, as Markdown."""
+    parts = [
+        "# Manifests\n",
+        "Generated from `augmentface/stages/schemas.py`. Every manifest is "
+        "Parquet; file metadata (key `augmentface`) holds the stage, schema version, "
+        "package version, run parameters, seed and face-model id.\n",
+    ]
+    files = {
+        "fit3dmm": "fits.parquet",
+        "synth": "targets.parquet",
+        "render": "renders.parquet",
+        "blend": "output/labels.parquet (+ labels.csv)",
+    }
+    for schema in ALL_SCHEMAS:
+        parts.append(
+            f"## `{files[schema.stage]}` — stage `{schema.stage}`, "
+            f"version {schema.version}\n\nKey: {', '.join(schema.key)}\n"
+        )
+        parts.append(schema.to_markdown())
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(schemas_markdown(), end="")
