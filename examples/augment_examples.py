@@ -2,8 +2,9 @@
 
 Usage: python examples/augment_examples.py [IMAGE_OR_FOLDER ...] [--workdir DIR]
 
-Without arguments it runs on the public-domain astronaut photo from scikit-image (always
-available offline) plus examples/images/ if you put photos there.
+Without arguments it runs on examples/images/: the public-domain astronaut photo from
+scikit-image (always available offline, written there on first run, not committed) plus any
+photos you put there.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ from augmentface.pipeline import DEFAULT_TARGETS, PipelineConfig, run_pipeline
 HERE = Path(__file__).resolve().parent
 
 
-def default_inputs(workdir: Path) -> list[Path]:
-    """The astronaut (written once into the work directory, never into the repo) + examples/images."""
-    astronaut = workdir / "inputs" / "astronaut.png"
+def default_inputs() -> list[Path]:
+    """examples/images/, with the astronaut written into it when missing."""
+    astronaut = HERE / "images" / "astronaut.png"
     if not astronaut.exists():
         write_image_atomic(astronaut, data.astronaut())
-    inputs = [astronaut]
-    if (HERE / "images").is_dir():
-        inputs.append(HERE / "images")
-    return inputs
+    return [HERE / "images"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="*", type=Path, help="images or folders")
     parser.add_argument("--workdir", type=Path, default=Path("augment"))
     args = parser.parse_args(argv)
-    inputs = args.inputs or default_inputs(args.workdir)
+    inputs = args.inputs or default_inputs()
     reports = run_pipeline(inputs, DEFAULT_TARGETS(), PipelineConfig(workdir=args.workdir))
     for report in reports:
         print(f"{report.stage:8s} done {report.done:4d}  skipped {report.skipped:4d}  "

@@ -93,7 +93,7 @@ def _run(func, *args, **kwargs):
     try:
         return func(*args, **kwargs)
     except AugmentfaceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        typer.echo(f"error: {exc}", err=True)  # one unwrapped line, easy to grep in job logs
         raise typer.Exit(2) from None
 
 

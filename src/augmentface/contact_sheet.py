@@ -41,8 +41,8 @@ def _crop(image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
     x0, y0, x1, y1 = bbox
     side = 1.35 * max(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    size = max(int(round(side)), 1)
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    size = max(round(side), 1)
     pad = max(0, -left, -top, left + size - image.shape[1], top + size - image.shape[0])
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     crop = padded[top + pad: top + pad + size, left + pad: left + pad + size]

@@ -17,7 +17,7 @@ from augmentface.stages.render import RenderConfig, run_render
 from augmentface.stages.synth import SynthConfig, run_synth
 
 
-def DEFAULT_TARGETS() -> tuple[ExpressionTarget, ...]:  # noqa: N802 - reads as a constant
+def DEFAULT_TARGETS() -> tuple[ExpressionTarget, ...]:
     """What ``make augment`` synthesizes: readable prototypes a person can check at a glance."""
     return (
         au_target({6: 3.0, 12: 4.0}),  # Duchenne smile

@@ -78,8 +78,9 @@ def check_va(valence: float, arousal: float) -> None:
 def va_class(valence: float, arousal: float) -> int:
     """Index 0–99 of the 0.2 × 0.2 class: ``10 * arousal_bin + valence_bin`` (Kollias et al.)."""
     check_va(valence, arousal)
-    v = min(int((valence + 1.0) / 0.2), 9)
-    a = min(int((arousal + 1.0) / 0.2), 9)
+    # The epsilon keeps values on a class edge (0.4 is 1.4 / 0.2 = 6.9999…) in the upper class.
+    v = min(int(np.floor((valence + 1.0) / 0.2 + 1e-9)), 9)
+    a = min(int(np.floor((arousal + 1.0) / 0.2 + 1e-9)), 9)
     return 10 * a + v
 
 

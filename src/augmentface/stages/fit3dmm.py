@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from augmentface.errors import NoFaceError
+from augmentface.errors import NoFaceError, UsageError
 from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
 from augmentface.face.fitting import FaceFit, FitConfig, fit_face
 from augmentface.face.landmarker_model import locate_landmarker
@@ -118,6 +118,8 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     """
     config = config or Fit3dmmConfig()
     images = list_images(inputs)
+    if not images:
+        raise UsageError(f"no images found in {', '.join(map(str, inputs)) or '(no inputs)'}")
     landmarker_file = locate_landmarker(config.landmarker)
     model = load_face_model(landmarker_file)
     path = Path(config.workdir) / FITS_FILE

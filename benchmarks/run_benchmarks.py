@@ -1,0 +1,351 @@
+"""Throughput benchmark of augmentface's stages (a benchmark, not a test: it never fails).
+
+Run it with ``make bench`` or ``.venv/bin/python benchmarks/run_benchmarks.py``; it takes a
+minute or two. It prints a table and writes everything to ``benchmarks/results.json``.
+
+What it measures, in images per second (median of 30 timed single-image calls after 3 warm-ups,
+``time.perf_counter``), on skimage's astronaut photo at 512x512 and padded to 1024x768 (JPEG):
+
+1. ``fit3dmm``: JPEG decode (``read_image``) + ``FaceLandmarker.detect`` + ``fit_face``.
+2. ``render+blend+write``: decode + ``render_expression`` (a smile: AU6=3, AU12=4) +
+   alpha ``blend_face`` + ``encode_image(".jpg")`` written to a file; also each part alone.
+3. ``floor``: decode + one ``cv2.remap`` of the face region + alpha blend + encode + write,
+   the least any re-render of the face can cost (what bounds stage 2).
+4. ``end-to-end``: stage 1 + stage 2 for one image and one target, in memory (one decode).
+5. ``pipeline``: ``run_pipeline`` (the CLI's ``run``) on 4 copies of the 512 photo with
+   ``DEFAULT_TARGETS()``, outputs per second overall (manifests, PNG crops, contact sheet).
+
+The process is pinned to CPU 0 (``os.sched_setaffinity``) where the OS allows it and the
+BLAS/OpenMP pools are limited to one thread, to approximate the issue's one-core targets;
+MediaPipe's and OpenCV's own threads then share that core.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _pin_to_one_core() -> str:
+    """Pin this process to CPU 0 when the OS allows it; says what was done."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (os.sched_setaffinity unavailable)"
+    try:
+        os.sched_setaffinity(0, {0})
+    except OSError as exc:
+        return f"not pinned ({exc})"
+    return "pinned to CPU 0 with os.sched_setaffinity"
+
+
+# Pinned before numpy, OpenCV and MediaPipe start any thread pool.
+PINNING = _pin_to_one_core()
+
+# ruff: noqa: E402 - the imports below must follow the environment set-up above.
+import datetime
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+
+from augmentface.atomic import atomic_write_text
+from augmentface.blend import blend_face
+from augmentface.face.detect import DetectConfig, FaceLandmarker
+from augmentface.face.fitting import FaceFit, fit_face
+from augmentface.face.model import FaceModel, load_face_model
+from augmentface.frames import offsets_model_to_image
+from augmentface.imageio import encode_image, read_image
+from augmentface.pipeline import DEFAULT_TARGETS, PipelineConfig, run_pipeline
+from augmentface.render.face_render import render_expression
+
+WARMUP = 3
+REPEATS = 30
+PIPELINE_COPIES = 4
+SMILE = {6: 3, 12: 4}
+RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
+#: The issue's one-core targets, images/s at 512x512.
+TARGETS = {"fit3dmm": 25.0, "render_blend_write": 40.0, "end_to_end": 15.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Timing helpers
+
+
+def time_call(func: Callable[[], object], repeats: int = REPEATS, warmup: int = WARMUP) -> dict:
+    """Median and spread of ``func``'s wall time over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        func()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return {
+        "median_ms": 1e3 * median,
+        "min_ms": 1e3 * min(seconds),
+        "max_ms": 1e3 * max(seconds),
+        "images_per_s": 1.0 / median,
+        "repeats": repeats,
+    }
+
+
+def max_rss_mb() -> float:
+    """Peak resident set size of this process in MB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def make_inputs(folder: Path) -> dict[str, Path]:
+    """The astronaut photo as JPEG at 512x512 and resized/edge-padded to 1024x768."""
+    small = skimage.data.astronaut()
+    big = cv2.resize(small, (768, 768), interpolation=cv2.INTER_CUBIC)
+    big = np.pad(big, ((0, 0), (128, 128), (0, 0)), mode="edge")
+    paths = {}
+    for name, image in (("512x512", small), ("1024x768", big)):
+        paths[name] = folder / f"astronaut_{name}.jpg"
+        paths[name].write_bytes(encode_image(image, ".jpg"))
+    return paths
+
+
+def smile_delta_px(fit: FaceFit, model: FaceModel) -> np.ndarray:
+    """(468, 3) vertex displacement in px from the fitted expression to the smile."""
+    target = model.rig.offsets(model.rig.vector(SMILE))
+    return offsets_model_to_image(
+        target - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The stages as single-image calls
+
+
+def fit_one(path: Path, lm: FaceLandmarker, model: FaceModel):
+    """Stage 1: decode, detect, fit. Returns (image, landmarks, fit)."""
+    image = read_image(path)
+    faces = lm.detect(image)
+    if not faces:
+        raise RuntimeError(f"{path}: no face found")
+    return image, faces[0].landmarks_px, fit_face(faces[0].landmarks_px, model)
+
+
+def render_write(image, landmarks, delta, model: FaceModel, out: Path) -> None:
+    """Render the smile, alpha-blend it and write a JPEG."""
+    face = render_expression(image, landmarks, delta, model)
+    blended = blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
+    out.write_bytes(encode_image(blended, ".jpg"))
+
+
+def remap_maps(roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """float32 source maps of the roi, shifted by a smooth sub-pixel field (a stand-in warp)."""
+    x0, y0, x1, y1 = roi
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    shift = np.float32(1.5) * np.sin(ys / np.float32(17.0))
+    return xs + shift, ys - shift
+
+
+def floor_one(path: Path, maps, alpha: np.ndarray, roi, out: Path) -> None:
+    """Stage 3: decode + one remap of the face region + alpha blend + encode + write."""
+    image = read_image(path)
+    crop = cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    blended = blend_face(image, crop, alpha, roi, "alpha")
+    out.write_bytes(encode_image(blended, ".jpg"))
+
+
+def end_to_end_one(path: Path, lm: FaceLandmarker, model: FaceModel, out: Path) -> None:
+    """Stage 4: fit3dmm then render + blend + write, one decode, one target."""
+    image, landmarks, fit = fit_one(path, lm, model)
+    render_write(image, landmarks, smile_delta_px(fit, model), model, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmarks per input size
+
+
+def bench_size(path: Path, lm: FaceLandmarker, model: FaceModel, scratch: Path) -> dict:
+    """Every per-image measurement for one input file."""
+    out = scratch / f"out_{path.stem}.jpg"
+    image, landmarks, fit = fit_one(path, lm, model)
+    delta = smile_delta_px(fit, model)
+    face = render_expression(image, landmarks, delta, model)
+    blended = blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
+    maps = remap_maps(face.roi)
+    x0, y0, x1, y1 = face.roi
+    return {
+        "roi_px": [x1 - x0, y1 - y0],
+        "fit3dmm": time_call(lambda: fit_one(path, lm, model)),
+        "fit3dmm_parts": {
+            "decode": time_call(lambda: read_image(path)),
+            "detect": time_call(lambda: lm.detect(image)),
+            "fit_face": time_call(lambda: fit_face(landmarks, model)),
+        },
+        "render_blend_write": time_call(
+            lambda: render_write(read_image(path), landmarks, delta, model, out)
+        ),
+        "render_parts": {
+            "decode": time_call(lambda: read_image(path)),
+            "render_expression": time_call(
+                lambda: render_expression(image, landmarks, delta, model)
+            ),
+            "blend_alpha": time_call(
+                lambda: blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
+            ),
+            "encode_jpeg": time_call(lambda: encode_image(blended, ".jpg")),
+            "encode_write_jpeg": time_call(
+                lambda: out.write_bytes(encode_image(blended, ".jpg"))
+            ),
+        },
+        "floor": time_call(lambda: floor_one(path, maps, face.alpha, face.roi, out)),
+        "end_to_end": time_call(lambda: end_to_end_one(path, lm, model, out)),
+    }
+
+
+def traced_peak_mb(path: Path, lm: FaceLandmarker, model: FaceModel, out: Path) -> float:
+    """tracemalloc's peak over a few end-to-end calls (Python and NumPy heap, not MediaPipe's)."""
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            end_to_end_one(path, lm, model, out)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def bench_pipeline(path: Path, scratch: Path) -> dict:
+    """run_pipeline on copies of one photo with the default targets; outputs per second."""
+    inputs = scratch / "pipeline_inputs"
+    inputs.mkdir()
+    for i in range(PIPELINE_COPIES):
+        (inputs / f"copy{i}.jpg").write_bytes(path.read_bytes())
+    targets = DEFAULT_TARGETS()
+    start = time.perf_counter()
+    reports = run_pipeline(
+        [inputs], targets, PipelineConfig(workdir=scratch / "pipeline_work", quiet=True)
+    )
+    seconds = time.perf_counter() - start
+    outputs = reports[-1].done if len(reports) == 4 else 0
+    return {
+        "images": PIPELINE_COPIES,
+        "targets": len(targets),
+        "outputs": outputs,
+        "seconds": seconds,
+        "outputs_per_s": outputs / seconds,
+        "images_per_s": PIPELINE_COPIES / seconds,
+        "stages": {r.stage: {"done": r.done, "failed": r.n_failed} for r in reports},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict:
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "pinning": PINNING,
+        "opencv_threads": cv2.getNumThreads(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "note": "MediaPipe may run more than one thread; pinned, they share the one core.",
+    }
+
+
+def verdicts(sizes: dict) -> dict:
+    """Each 512x512 figure beside its target, PASS or BELOW."""
+    at512 = sizes["512x512"]
+    return {
+        name: {
+            "images_per_s": at512[name]["images_per_s"],
+            "target": target,
+            "ratio": at512[name]["images_per_s"] / target,
+            "verdict": "PASS" if at512[name]["images_per_s"] >= target else "BELOW",
+        }
+        for name, target in TARGETS.items()
+    }
+
+
+def _row(label: str, stats: dict) -> str:
+    return f"  {label:<28} {stats['median_ms']:8.2f} ms {stats['images_per_s']:9.1f} img/s"
+
+
+def print_report(results: dict) -> None:
+    m = results["machine"]
+    print(f"\naugmentface benchmark  {results['timestamp']}")
+    print(f"machine: {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}")
+    print(f"{m['pinning']}; OpenCV threads {m['opencv_threads']}; {m['note']}")
+    for size, r in results["sizes"].items():
+        print(f"\n{size}  (face region {r['roi_px'][0]}x{r['roi_px'][1]} px)  median per image")
+        print(_row("1 fit3dmm", r["fit3dmm"]))
+        for part, stats in r["fit3dmm_parts"].items():
+            print(_row(f"    {part}", stats))
+        print(_row("2 render+blend+write", r["render_blend_write"]))
+        for part, stats in r["render_parts"].items():
+            print(_row(f"    {part}", stats))
+        print(_row("3 floor (remap+blend+write)", r["floor"]))
+        ratio = r["render_blend_write"]["median_ms"] / r["floor"]["median_ms"]
+        print(f"    stage 2 / floor: {ratio:.1f}x")
+        print(_row("4 end-to-end", r["end_to_end"]))
+    p = results["pipeline"]
+    print(
+        f"\n5 pipeline: {p['images']} images x {p['targets']} targets -> {p['outputs']} outputs "
+        f"in {p['seconds']:.2f} s = {p['outputs_per_s']:.1f} outputs/s "
+        f"({p['images_per_s']:.2f} images/s)"
+    )
+    print("\ntargets (512x512, one core):")
+    for name, v in results["verdicts"].items():
+        print(
+            f"  {name:<20} {v['images_per_s']:7.1f} img/s  target >= {v['target']:.0f}  "
+            f"({v['ratio']:.2f}x)  {v['verdict']}"
+        )
+    mem = results["memory"]
+    print(
+        f"\npeak RSS {mem['max_rss_mb']:.0f} MB; tracemalloc peak (end-to-end, 512) "
+        f"{mem['tracemalloc_peak_end_to_end_mb']:.1f} MB"
+    )
+    print(f"results written to {RESULTS_FILE}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="augmentface-bench-") as tmp:
+        scratch = Path(tmp)
+        inputs = make_inputs(scratch)
+        model = load_face_model()
+        with FaceLandmarker(DetectConfig()) as lm:
+            sizes = {name: bench_size(path, lm, model, scratch) for name, path in inputs.items()}
+            traced = traced_peak_mb(inputs["512x512"], lm, model, scratch / "traced.jpg")
+        pipeline = bench_pipeline(inputs["512x512"], scratch)
+    results = {
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "warmup": WARMUP,
+        "repeats": REPEATS,
+        "sizes": sizes,
+        "pipeline": pipeline,
+        "verdicts": verdicts(sizes),
+        "memory": {"max_rss_mb": max_rss_mb(), "tracemalloc_peak_end_to_end_mb": traced},
+    }
+    atomic_write_text(RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    print_report(results)
+
+
+if __name__ == "__main__":
+    main()

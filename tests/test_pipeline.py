@@ -1,0 +1,179 @@
+"""The stages end to end through the CLI: defaults chain, resume, bad input, identity kept."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from augmentface.cli import app
+from augmentface.imageio import read_image
+from augmentface.manifest import read_manifest
+from augmentface.stages import fit3dmm as fit_stage
+from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
+from augmentface.stages.schemas import FITS, LABELS
+
+runner = CliRunner()
+
+
+def _cli(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+@pytest.fixture()
+def astronaut_file(tmp_path, astronaut):
+    path = tmp_path / "in" / "astronaut.png"
+    path.parent.mkdir()
+    Image.fromarray(astronaut).save(path)
+    return path
+
+
+def test_stages_chain_with_defaults(tmp_path, astronaut_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
+    assert _cli("synth-va", "--valence", "0.4", "--arousal", "0.2", "-q").exit_code == 0
+    assert _cli("render", "-q").exit_code == 0
+    assert _cli("blend", "-q").exit_code == 0
+    labels = pd.read_csv(tmp_path / "augment" / "output" / "labels.csv")
+    assert len(labels) == 1 and labels.status[0] == "ok"
+    assert labels.valence[0] == pytest.approx(0.4) and labels.arousal[0] == pytest.approx(0.2)
+    assert labels.AU12[0] > 1.0  # positive valence: a smile from the prior
+    out = read_image(labels.output_path[0])
+    assert out.shape == (512, 512, 3)
+    meta = read_manifest(tmp_path / "augment/output/labels.parquet", LABELS, run_first="").meta
+    assert meta["face_model_id"].startswith("mediapipe468") and meta["seed"] == 0
+    # the same command again resumes: nothing to do, nothing duplicated
+    result = _cli("blend")
+    assert result.exit_code == 0
+    assert len(pd.read_csv(tmp_path / "augment" / "output" / "labels.csv")) == 1
+
+
+def test_missing_upstream_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _cli("render")
+    assert result.exit_code == 2
+    assert "augmentface synth-au or augmentface synth-va" in result.output
+    result = _cli("synth-au", "--au", "12=3")
+    assert result.exit_code == 2 and "augmentface fit3dmm" in result.output
+
+
+def test_bad_targets_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "allowed: AU1" in _cli("synth-au", "--au", "3=2").output
+    assert "0–5" in _cli("synth-au", "--aus", "AU12=7").output
+    assert "[-1, 1]" in _cli("synth-va", "--valence", "1.5", "--arousal", "0").output
+
+
+def _bad_inputs(folder, astronaut):
+    folder.mkdir()
+    (folder / "text.jpg").write_text("not an image")
+    (folder / "empty.jpg").write_bytes(b"")
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "JPEG")
+    (folder / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    Image.fromarray(astronaut).convert("L").save(folder / "grey.png")
+    cv2.imwrite(str(folder / "deep16.png"), (astronaut[..., ::-1].astype(np.uint16) * 257))
+    Image.fromarray(astronaut).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(astronaut).convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    Image.fromarray(astronaut).save(folder / "webp_named.jpg", "WEBP")
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noface.png")
+    rotated = Image.fromarray(np.rot90(astronaut, k=1).copy())  # stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display: upright again
+    rotated.save(folder / "exif_rotated.jpg", exif=exif)
+    # a PNG header that declares 30000 × 30000 pixels and carries no pixel data
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+    png += struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", 0) + b"IEND"
+    png += struct.pack(">I", zlib.crc32(b"IEND"))
+    (folder / "bomb.png").write_bytes(png)
+
+
+def test_bad_inputs_each_get_a_status(tmp_path, astronaut):
+    folder = tmp_path / "bad"
+    _bad_inputs(folder, astronaut)
+    missing = tmp_path / "missing.jpg"
+    report = run_fit3dmm([folder, missing], Fit3dmmConfig(workdir=tmp_path / "w", quiet=True))
+    df = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    status = {p.split("/")[-1]: s for p, s in zip(df.image_path, df.status, strict=True)}
+    assert status == {
+        "text.jpg": "unreadable", "empty.jpg": "unreadable", "truncated.jpg": "unreadable",
+        "grey.png": "ok", "deep16.png": "ok", "rgba.png": "ok", "cmyk.jpg": "ok",
+        "webp_named.jpg": "ok", "noface.png": "no_face", "exif_rotated.jpg": "ok",
+        "bomb.png": "too_large", "missing.jpg": "missing",
+    }  # fmt: skip
+    errors = dict(zip(df.image_path, df.error, strict=True))
+    assert all(str(folder) in errors[p] or "missing" in p for p in df.image_path[df.status != "ok"])
+    rotated = df[df.image_path.str.endswith("exif_rotated.jpg")].iloc[0]
+    assert (rotated.width_px, rotated.height_px) == (512, 512)
+    assert report.done == 6 and report.n_failed == 6
+    # the CLI exits 1 when rows failed, 0 with --allow-failures; inputs are never modified
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    assert _cli("fit3dmm", str(folder), "-w", str(tmp_path / "c"), "-q").exit_code == 1
+    assert _cli("fit3dmm", str(folder), "-w", str(tmp_path / "c"), "-q",
+                "--allow-failures").exit_code == 0
+    assert before == {p: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_killed_run_resumes_without_duplicates(tmp_path, astronaut, monkeypatch):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.roll(astronaut, 3 * i, axis=1)).save(folder / f"a{i}.png")
+    real = fit_stage.fit_image
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_stage, "fit_image", dying)
+    config = Fit3dmmConfig(workdir=tmp_path / "w", quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_fit3dmm([folder], config)
+    partial = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    assert len(partial) == 2  # the finished rows survived the kill
+    monkeypatch.setattr(fit_stage, "fit_image", real)
+    report = run_fit3dmm([folder], config)
+    assert report.skipped == 2 and report.done == 2
+    df = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    assert len(df) == 4 and not df.duplicated(["image_path", "face_index"]).any()
+    fresh = run_fit3dmm([folder], Fit3dmmConfig(workdir=tmp_path / "fresh", quiet=True))
+    assert fresh.done == 4
+    ref = read_manifest(tmp_path / "fresh" / "fits.parquet", FITS, run_first="").df
+    np.testing.assert_allclose(np.stack(df.landmarks_px), np.stack(ref.landmarks_px))
+
+
+def test_identity_kept_outside_mask_and_own_expression(tmp_path, astronaut_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file), "-q").exit_code == 0
+    fits = read_manifest(tmp_path / "augment/fits.parquet", FITS, run_first="").df
+    own = ",".join(f"AU{n[2:]}={v:.6f}" for n, v in fits.iloc[0].items()
+                   if str(n).startswith("AU") and v > 0)
+    assert _cli("synth-au", "--aus", own, "-q").exit_code == 0
+    assert _cli("render", "-q").exit_code == 0
+    assert _cli("blend", "--format", "png", "--method", "poisson", "-q").exit_code == 0
+    labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
+    out = read_image(labels.output_path[0]).astype(float)
+    src = read_image(astronaut_file).astype(float)
+    renders = pd.read_parquet(tmp_path / "augment/renders.parquet")
+    x0, y0, x1, y1 = (int(v) for v in renders.roi_px[0])
+    outside = np.ones(src.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(out[outside], src[outside])
+    mse = np.mean((out[y0:y1, x0:x1] - src[y0:y1, x0:x1]) ** 2)
+    psnr = 10 * np.log10(255**2 / max(mse, 1e-12))
+    assert psnr >= 35, psnr
