@@ -126,3 +126,16 @@ def test_fit_reprojects_on_every_shared_photo(model, landmarker, shared_faces):
         fit = fit_face(faces[0].landmarks_px, model)
         errors.append(_reprojection_error_iod(fit, model, faces[0].landmarks_px))
     assert np.median(errors) < 0.015
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply"])
+def test_export_mesh_round_trip(model, tmp_path, suffix):
+    import trimesh
+
+    verts = model.verts_model_mm(np.zeros((468, 3)), model.rig.offsets(model.rig.vector({12: 4})))
+    path = model.export_mesh(tmp_path / f"smile{suffix}", verts)
+    loaded = trimesh.load(path, process=False)
+    np.testing.assert_allclose(loaded.vertices, verts, atol=1e-4)
+    assert len(loaded.faces) == 898
+    with pytest.raises(ValueError, match=r"\.obj and \.ply"):
+        model.export_mesh(tmp_path / "x.stl", verts)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from augmentface.atomic import atomic_write_bytes
 from augmentface.expression.au_rig import AURig, build_au_rig
 from augmentface.face import topology as topo
 from augmentface.face.canonical_mesh import CanonicalMesh, load_canonical_mesh
@@ -54,11 +55,12 @@ class FaceModel:
         return self.mean_verts_model_mm + identity_offsets_model_mm + expression_offsets_model_mm
 
     def export_mesh(self, path: str | Path, verts_model_mm: np.ndarray) -> Path:
-        """Write a mesh as OBJ or PLY (by suffix) with trimesh; returns the path."""
-        import trimesh  # optional at import time: only mesh export needs it
+        """Write a mesh as OBJ or PLY (by suffix) with trimesh, atomically; returns the path."""
+        import trimesh  # imported here: only mesh export needs it
 
         path = Path(path)
-        if path.suffix.lower() not in (".obj", ".ply"):
+        suffix = path.suffix.lower()
+        if suffix not in (".obj", ".ply"):
             raise ValueError(f"{path}: mesh export supports .obj and .ply, not {path.suffix!r}")
         mesh = trimesh.Trimesh(
             vertices=np.asarray(verts_model_mm, dtype=np.float64),
@@ -66,14 +68,8 @@ class FaceModel:
             visual=trimesh.visual.TextureVisuals(uv=self.mesh.uv),
             process=False,
         )
-        from augmentface.atomic import atomic_write_bytes
-
-        atomic_write_bytes(
-            path,
-            mesh.export(file_type=path.suffix.lower()[1:]).encode()
-            if path.suffix.lower() == ".obj"
-            else mesh.export(file_type="ply"),
-        )
+        data = mesh.export(file_type=suffix[1:])
+        atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
         return path
 
 
