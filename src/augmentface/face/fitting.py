@@ -1,7 +1,7 @@
 """Fit the face model to MediaPipe's dense landmarks: pose, identity, expression.
 
-1. Pose: a weighted similarity (Umeyama 1991) between the mean shape and the landmarks on
-   MediaPipe's own Procrustes basis — points on the skull that expressions hardly move.
+1. Pose: a weighted similarity (Umeyama 1991) between the model shape and the landmarks,
+   each vertex weighted by how little the AU rig can move it (the skull, not the jaw).
 2. Expression: AU intensities by bounded, ridge-regularised least squares (0–5) of the rig's
    fields (posed into the image) against the landmarks' deviation from the posed mean shape.
    Depth (z) is down-weighted: MediaPipe predicts it, it does not measure it.
@@ -13,13 +13,14 @@ The result is a small frozen :class:`FaceFit`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import lsq_linear
 
 from augmentface.errors import FitError
-from augmentface.face.model import N_MESH_VERTICES, FaceModel
+from augmentface.face.model import N_MESH_VERTICES, FaceModel, landmark_gains
 from augmentface.frames import (
     head_angles_deg,
     image_to_model,
@@ -27,24 +28,53 @@ from augmentface.frames import (
     offsets_model_to_image,
 )
 
+#: DISFA's twelve AUs and eye closure.
+FITTED_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26, 43)
+
 
 @dataclass(frozen=True)
 class FitConfig:
     """Settings of the model fit.
 
     z_weight : weight of the depth coordinate relative to x and y (0–1).
-    ridge_mm2 : ridge penalty per unit of AU intensity, in mm² of landmark error; larger keeps
-        weakly supported AUs at zero instead of explaining identity with expression.
+    sparsity_mm2 : an L1 penalty on the intensities, in mm² of landmark error per unit of
+        intensity: an AU whose field barely moves the landmarks (lip pressing, lid tightening)
+        must explain that much more of the shape before it is reported, which keeps a
+        person's own lip or lid shape from reading as an expression.
+    iterations : rounds of alternating pose and expression estimation (>= 1).
+    fit_aus : the AUs estimated; the others stay 0 in the fit. By default DISFA's twelve and
+        eye closure: the lip-shaping AUs 10, 14, 16, 23, 24 and the lid tightener 7 move the
+        landmarks so little, and so much like a person's own lip and lid shape, that from one
+        photo they mostly absorb identity and steal evidence from the AUs that matter.
+    below_neutral : how far below 0 the internal (signed) intensities may go (0–5); see
+        :func:`fit_au_intensities`.
+    gains : model each AU as the landmarker sees it, ``gain × field`` (see
+        ``scripts/calibrate_response.py``); False fits the rig's fields as they are.
+    ridge : ridge penalty on each AU relative to that AU's own evidence (the squared norm of
+        its field per unit intensity), so every AU is shrunk by the same factor
+        ``1 / (1 + ridge)`` when seen alone; larger keeps weakly supported AUs at zero instead
+        of explaining a person's shape with expression.
     """
 
     z_weight: float = 0.3
-    ridge_mm2: float = 10.0
+    ridge: float = 0.05
+    sparsity_mm2: float = 0.0
+    iterations: int = 3
+    fit_aus: tuple[int, ...] = FITTED_AUS
+    gains: bool = True
+    below_neutral: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.z_weight <= 1.0:
             raise ValueError(f"z_weight must be in [0, 1], got {self.z_weight}")
-        if self.ridge_mm2 < 0:
-            raise ValueError(f"ridge_mm2 must be >= 0, got {self.ridge_mm2}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if not 0.0 <= self.below_neutral <= 5.0:
+            raise ValueError(f"below_neutral must be in [0, 5], got {self.below_neutral}")
+        if self.sparsity_mm2 < 0:
+            raise ValueError(f"sparsity_mm2 must be >= 0, got {self.sparsity_mm2}")
+        if self.ridge < 0:
+            raise ValueError(f"ridge must be >= 0, got {self.ridge}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +125,24 @@ def similarity_transform(
     return rotation, scale, translation
 
 
+@functools.lru_cache(maxsize=8)
+def _reach_mm(model_id: str, fields_model_mm_bytes: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    fields = np.frombuffer(fields_model_mm_bytes, dtype=np.float64).reshape(shape)
+    return np.linalg.norm(fields, axis=2).max(axis=0)
+
+
+def rigidity_weights(model: FaceModel, scale_mm: float = 1.0) -> np.ndarray:
+    """(468,) pose weights: high where no AU moves the vertex, low where expressions do.
+
+    ``1 / (1 + (d / scale_mm)²)`` with ``d`` the largest displacement any AU field gives the
+    vertex at intensity 5, so the pose rests on the skull (forehead, temples, nose) and an open
+    jaw or a smile is not mistaken for a head movement.
+    """
+    fields = np.ascontiguousarray(model.rig.fields_model_mm, dtype=np.float64)
+    reach = _reach_mm(model.model_id, fields.tobytes(), fields.shape)
+    return 1.0 / (1.0 + (reach / scale_mm) ** 2)
+
+
 def fit_face(
     landmarks_px: np.ndarray, model: FaceModel, config: FitConfig | None = None
 ) -> FaceFit:
@@ -104,16 +152,28 @@ def fit_face(
     if points.shape != (N_MESH_VERTICES, 3) or not np.isfinite(points).all():
         raise FitError(f"landmarks must be finite with shape (478, 3), got {landmarks_px.shape}")
     mean = model.mean_verts_model_mm
-    ids = model.mesh.procrustes_ids
-    rotation, scale, translation = similarity_transform(
-        mean[ids], points[ids], model.mesh.procrustes_weights
-    )
-    if not np.isfinite(scale) or scale <= 0:
-        raise FitError(f"degenerate pose (scale {scale})")
-    intensities = fit_au_intensities(points, model, rotation, scale, translation, config)
-    expression = model.rig.offsets(intensities)
+    weights = rigidity_weights(model)
+    expression = np.zeros_like(mean)
+    # Pose and expression are estimated in turn: an open jaw or a smile moves some of the
+    # Procrustes points too, and a pose fitted to the neutral mean would then misread them.
+    for _ in range(config.iterations):
+        rotation, scale, translation = similarity_transform(mean + expression, points, weights)
+        if not np.isfinite(scale) or scale <= 0:
+            raise FitError(f"degenerate pose (scale {scale})")
+        signed = fit_au_intensities(points, model, rotation, scale, translation, config)
+        # The expression as the landmarks show it (gain × field), so that identity keeps none
+        # of it and a replaced expression leaves nothing behind.
+        expression = model.rig.offsets(signed * observed_gains(model, config))
     identity = image_to_model(points, rotation, scale, translation) - mean - expression
+    intensities = np.clip(signed, 0.0, 5.0)
     return FaceFit(rotation, scale, translation, identity, expression, intensities)
+
+
+def observed_gains(model: FaceModel, config: FitConfig) -> np.ndarray:
+    """(K,) landmark response per rig AU: measured gains when ``config.gains``, else 1."""
+    if not config.gains:
+        return np.ones(len(model.rig.au_numbers))
+    return landmark_gains(model.rig.au_numbers)
 
 
 def fit_au_intensities(
@@ -124,16 +184,37 @@ def fit_au_intensities(
     translation: np.ndarray,
     config: FitConfig,
 ) -> np.ndarray:
-    """(K,) AU intensities in [0, 5] explaining the landmarks' deviation from the posed mean."""
-    fields = model.rig.fields_model_mm / 5.0  # per unit of intensity
+    """(K,) signed AU intensities explaining the landmarks' deviation from the posed mean.
+
+    Values below 0 (down to ``-config.below_neutral``) mean "further from this AU than the
+    average neutral face" — lips that overlap more than average read as negative AU25. They
+    are kept in the expression, not the identity, so that a replaced expression starts from a
+    face with none of that AU; reported intensities are clipped to 0–5.
+    """
+    columns = [model.rig.au_numbers.index(au) for au in config.fit_aus]
+    gains = observed_gains(model, config)[columns]
+    fields = model.rig.fields_model_mm[columns] * (gains / 5.0)[:, None, None]  # per unit
     axis_w = np.array([1.0, 1.0, config.z_weight])
-    # Work in mm (divide pixels by the scale) so that the ridge has one meaning at every size.
+    # Work in mm (divide pixels by the scale) so that the fit means the same at every size.
     residual = points_px - model_to_image(model.mean_verts_model_mm, rotation, scale, translation)
     residual_mm = (residual / scale) * axis_w
     basis = np.stack([offsets_model_to_image(f, rotation, 1.0) * axis_w for f in fields])
     a = basis.reshape(len(fields), -1).T
     k = a.shape[1]
-    a_aug = np.vstack([a, np.sqrt(config.ridge_mm2) * np.eye(k)])
-    b_aug = np.concatenate([residual_mm.ravel(), np.zeros(k)])
-    solution = lsq_linear(a_aug, b_aug, bounds=(0.0, 5.0), method="bvls")
-    return np.clip(solution.x, 0.0, 5.0)
+    evidence = (a**2).sum(axis=0)  # mm² of landmark motion per unit of each AU
+    ridge = np.diag(np.sqrt(config.ridge * evidence))
+    # Signed intensities as a difference of two non-negative parts, so that the L1 term
+    # μ·Σ|a| is linear; it is then a shifted least-squares target: ‖Aa − (b − c)‖² with
+    # Aᵀc = μ/2 equals ‖Aa − b‖² + μ·Σa up to a constant, and bounded LS still solves it.
+    a_aug = np.block([[a, -a], [ridge, np.zeros((k, k))], [np.zeros((k, k)), ridge]])
+    b_aug = np.concatenate([residual_mm.ravel(), np.zeros(2 * k)])
+    half_mu = np.full(2 * k, config.sparsity_mm2 / 2.0)
+    b_aug -= a_aug @ np.linalg.solve(a_aug.T @ a_aug, half_mu)
+    upper = np.r_[np.full(k, 5.0), np.full(k, config.below_neutral)]
+    # Same minimiser on the small triangular system (‖Aa − b‖² = ‖Ra − Qᵀb‖² + const): the
+    # bounded solver then iterates over 2K rows instead of ~1,400.
+    q, r = np.linalg.qr(a_aug)
+    solution = lsq_linear(r, q.T @ b_aug, bounds=(0.0, upper), method="bvls")
+    intensities = np.zeros(len(model.rig.au_numbers))
+    intensities[columns] = np.clip(solution.x[:k], 0, 5) - np.clip(solution.x[k:], 0, None)
+    return intensities

@@ -12,6 +12,7 @@ expression source (the rig, the VA prior, learned models later) produces the sam
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from augmentface.face.landmarker_model import LandmarkerModel, locate_landmarker
 from augmentface.face.topology import MeshTopology
 
 #: Bumped whenever the rig's fields change, so manifests from another rig are recognised.
-RIG_VERSION = 1
+RIG_VERSION = 2
 N_MESH_VERTICES = 468
+NEUTRAL_OFFSETS_FILE = Path(__file__).with_name("data") / "neutral_offsets_model_mm.npy"
+LANDMARK_GAINS_FILE = Path(__file__).with_name("data") / "landmark_gains.json"
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,17 @@ class FaceModel:
 
     @property
     def mean_verts_model_mm(self) -> np.ndarray:
-        """(468, 3) neutral mean shape: the canonical mesh with its lips closed."""
+        """(468, 3) neutral mean shape: where MediaPipe puts a relaxed face's landmarks.
+
+        The canonical mesh with its lips closed, plus the measured neutral offsets
+        (``face/data/neutral_offsets_model_mm.npy``, from ``scripts/calibrate_neutral.py``).
+        """
         return self.neutral_verts_model_mm
+
+    @property
+    def canonical_closed_verts_model_mm(self) -> np.ndarray:
+        """(468, 3) the canonical mesh with closed lips, before the neutral offsets."""
+        return close_lips(self.mesh.verts_model_mm)
 
     @property
     def triangles(self) -> np.ndarray:
@@ -95,7 +107,34 @@ def _load(path: str, sha256: str) -> FaceModel:
     rig = build_au_rig(mesh.verts_model_mm, mesh.triangles)
     model_id = f"mediapipe468-facs{RIG_VERSION}@{sha256[:12]}"
     topology = MeshTopology(mesh.verts_model_mm, mesh.triangles)
-    return FaceModel(model_id, mesh, topology, rig, close_lips(mesh.verts_model_mm))
+    neutral = close_lips(mesh.verts_model_mm) + neutral_offsets_model_mm()
+    return FaceModel(model_id, mesh, topology, rig, neutral)
+
+
+@functools.cache
+def landmark_gains(au_numbers: tuple[int, ...]) -> np.ndarray:
+    """(K,) how far MediaPipe's landmarks follow each AU (1 where not measured).
+
+    Measured by ``scripts/calibrate_response.py``; see there.
+    """
+    if not LANDMARK_GAINS_FILE.exists():
+        return np.ones(len(au_numbers))
+    measured = json.loads(LANDMARK_GAINS_FILE.read_text())
+    return np.array([float(measured.get(f"AU{au}", 1.0)) for au in au_numbers])
+
+
+def neutral_offsets_model_mm() -> np.ndarray:
+    """(468, 3) measured offsets of MediaPipe's neutral faces from the canonical mesh, in mm.
+
+    Zero when the calibration file is absent (the calibration script itself starts that way).
+    """
+    path = NEUTRAL_OFFSETS_FILE
+    if not path.exists():
+        return np.zeros((N_MESH_VERTICES, 3))
+    offsets = np.load(path).astype(np.float64)
+    if offsets.shape != (N_MESH_VERTICES, 3):
+        raise ValueError(f"{path}: expected shape (468, 3), got {offsets.shape}")
+    return offsets
 
 
 def load_face_model(landmarker: LandmarkerModel | str | Path | None = None) -> FaceModel:
