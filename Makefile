@@ -20,7 +20,7 @@ augment: install
 	$(PY) examples/augment_examples.py
 
 test: install
-	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m ruff check src tests examples benchmarks scripts
 	$(PY) -m pytest -q
 
 bench: install

@@ -1,24 +1,28 @@
 """Measure how far MediaPipe's landmarks follow each AU of the rig ("response gains").
 
 MediaPipe's landmarker regresses toward typical face shapes: when a photo's brows are raised by
-10 px, its brow landmarks rise by about 7. fit3dmm estimates AU intensities from those
-landmarks, so it models each AU's field as the landmarker sees it: ``gain × field``. This script
-measures the gains by synthesizing each fitted AU at intensities 2 and 4 on the public-domain
-astronaut photo (scikit-image; at three scales and mirrored: six views), re-detecting the
-landmarks, and regressing the re-detected displacement on the intended one (x and y, on the
-vertices the AU moves most). It writes the median per AU to
-``src/augmentface/face/data/landmark_gains.json``. The shared evaluation photos are not used.
+10 px, its brow landmarks rise by less. fit3dmm estimates AU intensities from those landmarks,
+so it models each AU's field as the landmarker sees it: ``gain × field``. This script measures
+the gains: it adds each fitted AU at intensities 2 and 4 to every face of a photo folder
+(photos scaled to at most 800 px), re-detects the landmarks, and regresses the re-detected
+displacement on the intended one (x and y, on the vertices the AU moves most). The median over
+faces and intensities per AU is written to ``src/augmentface/face/data/landmark_gains.json``.
 
-Usage: python scripts/calibrate_response.py
+The committed gains were measured on the shared photos that are NOT near-neutral
+(``--skip-neutral``: MediaPipe's mouthSmile >= 0.15), so that the round-trip evaluation on the
+near-neutral ones stays out of sample.
+
+Usage: python scripts/calibrate_response.py PHOTO_FOLDER [--skip-neutral]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
-from skimage import data
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import blend_face
@@ -26,16 +30,11 @@ from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, FitConfig, fit_face
 from augmentface.face.model import LANDMARK_GAINS_FILE, load_face_model
 from augmentface.frames import offsets_model_to_image
+from augmentface.imageio import read_image
 from augmentface.render.face_render import render_expression
+from augmentface.stages.fit3dmm import list_images
 
-
-def views() -> list[np.ndarray]:
-    base = data.astronaut()
-    out = []
-    for size in (384, 512, 768):
-        image = cv2.resize(base, (size, size), interpolation=cv2.INTER_AREA)
-        out += [image, np.ascontiguousarray(image[:, ::-1])]
-    return out
+MAX_SIDE = 800
 
 
 def gain(intended_px: np.ndarray, got_px: np.ndarray) -> float:
@@ -45,12 +44,33 @@ def gain(intended_px: np.ndarray, got_px: np.ndarray) -> float:
     return float((got_px[moved] * intended_px[moved]).sum() / (intended_px[moved] ** 2).sum())
 
 
+def scaled(image: np.ndarray) -> np.ndarray:
+    factor = MAX_SIDE / max(image.shape[:2])
+    if factor >= 1:
+        return image
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--skip-neutral", action="store_true",
+                        help="use only faces with mouthSmile >= 0.15")
+    args = parser.parse_args()
     model = load_face_model()
     gains: dict[int, list[float]] = {au: [] for au in FITTED_AUS}
+    used = 0
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for image in views():
-            face = landmarker.detect(image)[0]
+        for path in list_images([args.folder]):
+            image = scaled(read_image(path))
+            faces = landmarker.detect(image)
+            if not faces:
+                continue
+            scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+            if args.skip_neutral and scores["mouthSmileLeft"] < 0.15:
+                continue
+            used += 1
+            face = faces[0]
             fit = fit_face(face.landmarks_px, model, FitConfig(gains=False))
             for au in FITTED_AUS:
                 for intensity in (2.0, 4.0):
@@ -61,13 +81,12 @@ def main() -> None:
                     rendered = render_expression(image, face.landmarks_px, delta, model)
                     out = blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi)
                     again = landmarker.detect(out)
-                    if not again:
-                        continue
-                    got = again[0].landmarks_px[:468, :2] - face.landmarks_px[:468, :2]
-                    gains[au].append(gain(delta[:, :2], got))
+                    if again:
+                        got = again[0].landmarks_px[:468, :2] - face.landmarks_px[:468, :2]
+                        gains[au].append(gain(delta[:, :2], got))
     result = {f"AU{au}": round(float(np.median(v)), 3) for au, v in gains.items()}
     atomic_write_text(LANDMARK_GAINS_FILE, json.dumps(result, indent=1) + "\n")
-    print(result)
+    print(f"{used} faces: {result}")
 
 
 if __name__ == "__main__":

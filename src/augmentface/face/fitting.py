@@ -37,44 +37,31 @@ class FitConfig:
     """Settings of the model fit.
 
     z_weight : weight of the depth coordinate relative to x and y (0–1).
-    sparsity_mm2 : an L1 penalty on the intensities, in mm² of landmark error per unit of
-        intensity: an AU whose field barely moves the landmarks (lip pressing, lid tightening)
-        must explain that much more of the shape before it is reported, which keeps a
-        person's own lip or lid shape from reading as an expression.
+    ridge : ridge penalty on each AU relative to that AU's own evidence (the squared norm of
+        its field per unit intensity): every AU seen alone is shrunk by ``1 / (1 + ridge)``.
+        It keeps nearly collinear AUs from trading large opposite values on landmark noise.
     iterations : rounds of alternating pose and expression estimation (>= 1).
     fit_aus : the AUs estimated; the others stay 0 in the fit. By default DISFA's twelve and
         eye closure: the lip-shaping AUs 10, 14, 16, 23, 24 and the lid tightener 7 move the
         landmarks so little, and so much like a person's own lip and lid shape, that from one
         photo they mostly absorb identity and steal evidence from the AUs that matter.
-    below_neutral : how far below 0 the internal (signed) intensities may go (0–5); see
-        :func:`fit_au_intensities`.
     gains : model each AU as the landmarker sees it, ``gain × field`` (see
         ``scripts/calibrate_response.py``); False fits the rig's fields as they are.
-    ridge : ridge penalty on each AU relative to that AU's own evidence (the squared norm of
-        its field per unit intensity), so every AU is shrunk by the same factor
-        ``1 / (1 + ridge)`` when seen alone; larger keeps weakly supported AUs at zero instead
-        of explaining a person's shape with expression.
     """
 
     z_weight: float = 0.3
     ridge: float = 0.05
-    sparsity_mm2: float = 0.0
     iterations: int = 3
     fit_aus: tuple[int, ...] = FITTED_AUS
     gains: bool = True
-    below_neutral: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.z_weight <= 1.0:
             raise ValueError(f"z_weight must be in [0, 1], got {self.z_weight}")
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if not 0.0 <= self.below_neutral <= 5.0:
-            raise ValueError(f"below_neutral must be in [0, 5], got {self.below_neutral}")
-        if self.sparsity_mm2 < 0:
-            raise ValueError(f"sparsity_mm2 must be >= 0, got {self.sparsity_mm2}")
-        if self.ridge < 0:
-            raise ValueError(f"ridge must be >= 0, got {self.ridge}")
+        if self.ridge <= 0:
+            raise ValueError(f"ridge must be > 0, got {self.ridge}")
 
 
 @dataclass(frozen=True)
@@ -146,26 +133,37 @@ def rigidity_weights(model: FaceModel, scale_mm: float = 1.0) -> np.ndarray:
 def fit_face(
     landmarks_px: np.ndarray, model: FaceModel, config: FitConfig | None = None
 ) -> FaceFit:
-    """Fit pose, expression (AU intensities) and identity to (478 or 468, 3) landmarks in px."""
+    """Fit pose, expression and identity to (478 or 468, 3) landmarks in px.
+
+    The expression removed from the face (``expression_offsets_model_mm``) is the linear,
+    signed ridge estimate: a person whose lips overlap more than average gets a slightly
+    negative AU25 there, so that a replaced expression starts from a face with none of any AU.
+    Being linear, it makes replacement exact up to the ridge's shrinkage: fitting
+    ``identity + target`` gives back the target whatever the person looks like. The reported
+    ``au_intensities`` are the bounded least-squares estimate on the FACS scale, 0–5.
+    """
     config = config or FitConfig()
     points = np.asarray(landmarks_px, dtype=np.float64)[:N_MESH_VERTICES]
     if points.shape != (N_MESH_VERTICES, 3) or not np.isfinite(points).all():
         raise FitError(f"landmarks must be finite with shape (478, 3), got {landmarks_px.shape}")
     mean = model.mean_verts_model_mm
     weights = rigidity_weights(model)
-    expression = np.zeros_like(mean)
+    gains = observed_gains(model, config)
+    seen = np.zeros_like(mean)  # the expression as the landmarks show it (gain × field)
     # Pose and expression are estimated in turn: an open jaw or a smile moves some of the
-    # Procrustes points too, and a pose fitted to the neutral mean would then misread them.
+    # pose points too, and a pose fitted to the neutral mean would then misread them.
     for _ in range(config.iterations):
-        rotation, scale, translation = similarity_transform(mean + expression, points, weights)
+        rotation, scale, translation = similarity_transform(mean + seen, points, weights)
         if not np.isfinite(scale) or scale <= 0:
             raise FitError(f"degenerate pose (scale {scale})")
-        signed = fit_au_intensities(points, model, rotation, scale, translation, config)
-        # The expression as the landmarks show it (gain × field), so that identity keeps none
-        # of it and a replaced expression leaves nothing behind.
-        expression = model.rig.offsets(signed * observed_gains(model, config))
+        system = AUSystem.build(points, model, rotation, scale, translation, config)
+        signed = system.solve_signed()
+        seen = model.rig.offsets(signed * gains)
+    # The face's own expression, in the rig's true geometry: replacing it moves the photo by
+    # exactly the rig's fields. Identity is the rest, so the model reproduces the landmarks.
+    expression = model.rig.offsets(signed)
     identity = image_to_model(points, rotation, scale, translation) - mean - expression
-    intensities = np.clip(signed, 0.0, 5.0)
+    intensities = system.solve_bounded()
     return FaceFit(rotation, scale, translation, identity, expression, intensities)
 
 
@@ -176,45 +174,47 @@ def observed_gains(model: FaceModel, config: FitConfig) -> np.ndarray:
     return landmark_gains(model.rig.au_numbers)
 
 
-def fit_au_intensities(
-    points_px: np.ndarray,
-    model: FaceModel,
-    rotation: np.ndarray,
-    scale: float,
-    translation: np.ndarray,
-    config: FitConfig,
-) -> np.ndarray:
-    """(K,) signed AU intensities explaining the landmarks' deviation from the posed mean.
+@dataclass(frozen=True)
+class AUSystem:
+    """The ridge-regularised least-squares problem of the AU intensities for one pose.
 
-    Values below 0 (down to ``-config.below_neutral``) mean "further from this AU than the
-    average neutral face" — lips that overlap more than average read as negative AU25. They
-    are kept in the expression, not the identity, so that a replaced expression starts from a
-    face with none of that AU; reported intensities are clipped to 0–5.
+    ``r`` and ``qtb`` are the triangular factor of the (augmented) design matrix and the
+    projected target: ``‖A a − b‖² = ‖r a − qtb‖² + const``, so both solvers below work on a
+    K × K system instead of ~1,400 rows.
     """
-    columns = [model.rig.au_numbers.index(au) for au in config.fit_aus]
-    gains = observed_gains(model, config)[columns]
-    fields = model.rig.fields_model_mm[columns] * (gains / 5.0)[:, None, None]  # per unit
-    axis_w = np.array([1.0, 1.0, config.z_weight])
-    # Work in mm (divide pixels by the scale) so that the fit means the same at every size.
-    residual = points_px - model_to_image(model.mean_verts_model_mm, rotation, scale, translation)
-    residual_mm = (residual / scale) * axis_w
-    basis = np.stack([offsets_model_to_image(f, rotation, 1.0) * axis_w for f in fields])
-    a = basis.reshape(len(fields), -1).T
-    k = a.shape[1]
-    evidence = (a**2).sum(axis=0)  # mm² of landmark motion per unit of each AU
-    ridge = np.diag(np.sqrt(config.ridge * evidence))
-    # Signed intensities as a difference of two non-negative parts, so that the L1 term
-    # μ·Σ|a| is linear; it is then a shifted least-squares target: ‖Aa − (b − c)‖² with
-    # Aᵀc = μ/2 equals ‖Aa − b‖² + μ·Σa up to a constant, and bounded LS still solves it.
-    a_aug = np.block([[a, -a], [ridge, np.zeros((k, k))], [np.zeros((k, k)), ridge]])
-    b_aug = np.concatenate([residual_mm.ravel(), np.zeros(2 * k)])
-    half_mu = np.full(2 * k, config.sparsity_mm2 / 2.0)
-    b_aug -= a_aug @ np.linalg.solve(a_aug.T @ a_aug, half_mu)
-    upper = np.r_[np.full(k, 5.0), np.full(k, config.below_neutral)]
-    # Same minimiser on the small triangular system (‖Aa − b‖² = ‖Ra − Qᵀb‖² + const): the
-    # bounded solver then iterates over 2K rows instead of ~1,400.
-    q, r = np.linalg.qr(a_aug)
-    solution = lsq_linear(r, q.T @ b_aug, bounds=(0.0, upper), method="bvls")
-    intensities = np.zeros(len(model.rig.au_numbers))
-    intensities[columns] = np.clip(solution.x[:k], 0, 5) - np.clip(solution.x[k:], 0, None)
-    return intensities
+
+    r: np.ndarray
+    qtb: np.ndarray
+    columns: tuple[int, ...]  # rig indices of the fitted AUs
+    n_aus: int
+
+    @classmethod
+    def build(cls, points_px, model: FaceModel, rotation, scale, translation, config):
+        columns = tuple(model.rig.au_numbers.index(au) for au in config.fit_aus)
+        gains = observed_gains(model, config)[list(columns)]
+        fields = model.rig.fields_model_mm[list(columns)] * (gains / 5.0)[:, None, None]
+        axis_w = np.array([1.0, 1.0, config.z_weight])
+        # Work in mm (divide pixels by the scale) so that the fit means the same at every size.
+        posed_mean = model_to_image(model.mean_verts_model_mm, rotation, scale, translation)
+        residual_mm = (points_px - posed_mean) / scale * axis_w
+        basis = np.stack([offsets_model_to_image(f, rotation, 1.0) * axis_w for f in fields])
+        a = basis.reshape(len(fields), -1).T
+        evidence = (a**2).sum(axis=0)  # mm² of landmark motion per unit of each AU
+        a_aug = np.vstack([a, np.diag(np.sqrt(config.ridge * evidence))])
+        b_aug = np.concatenate([residual_mm.ravel(), np.zeros(len(columns))])
+        q, r = np.linalg.qr(a_aug)
+        return cls(r, q.T @ b_aug, columns, len(model.rig.au_numbers))
+
+    def _full(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n_aus)
+        out[list(self.columns)] = values
+        return out
+
+    def solve_signed(self) -> np.ndarray:
+        """(K,) unbounded ridge solution, in the rig's AU order (unfitted AUs 0)."""
+        return self._full(np.linalg.solve(self.r, self.qtb))
+
+    def solve_bounded(self) -> np.ndarray:
+        """(K,) bounded least-squares solution on the FACS scale 0–5."""
+        solution = lsq_linear(self.r, self.qtb, bounds=(0.0, 5.0), method="bvls")
+        return self._full(np.clip(solution.x, 0.0, 5.0))
