@@ -82,14 +82,11 @@ def run_synth(
             f"but this installation has {model.model_id}; run fit3dmm again"
         )
     source = RigSource(model.rig)
-    kinds = sorted({t.kind for t in targets})
-    source_name = "va-prior" if kinds == ["va"] else source.name
     path = Path(config.workdir) / TARGETS_FILE
     params = {
         "fits": str(fits_path.resolve()),
         "samples": config.samples,
         "targets": [t.target_id for t in targets],
-        "source": source_name,
         "labels": sorted(
             {
                 "class-median" if t.kind == "va" and t.label_valence != t.valence else "target"
