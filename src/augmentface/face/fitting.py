@@ -159,9 +159,11 @@ def fit_face(
         system = AUSystem.build(points, model, rotation, scale, translation, config)
         signed = system.solve_signed()
         seen = model.rig.offsets(signed * gains)
-    # The face's own expression, in the rig's true geometry: replacing it moves the photo by
-    # exactly the rig's fields. Identity is the rest, so the model reproduces the landmarks.
-    expression = model.rig.offsets(signed)
+    # The photo's own expression is what its landmarks show: a real face's landmarks sit on
+    # its features (the gains describe how MediaPipe under-follows *synthetic* deformations,
+    # which matters for measuring our renders, not for undoing a real expression).
+    # Identity is the rest, so the model reproduces the landmarks.
+    expression = seen
     identity = image_to_model(points, rotation, scale, translation) - mean - expression
     intensities = system.solve_bounded()
     return FaceFit(rotation, scale, translation, identity, expression, intensities)

@@ -26,8 +26,10 @@ from augmentface.render.rasterize import warp_mesh
 RING_SCALE = 1.3
 #: Feather width of the mask's edge, as a fraction of the ring's width.
 FEATHER_FRACTION = 0.25
-#: The cavity is painted when the target opening exceeds the source's by this many pixels.
+#: The cavity is painted when the target opening exceeds the source's by this many pixels and
+#: by this factor: stretching a source's own teeth further than that looks like a grimace.
 MIN_NEW_OPENING_PX = 1.5
+MIN_OPENING_RATIO = 1.25
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def _paint_mouth(crop, image_rgb, src, dst, roi) -> tuple[np.ndarray, bool]:
     upper = topo.LIPS_INNER_UPPER_COUNT
     opening_src = mouth_opening_px(src[inner, :2], upper)
     opening_dst = mouth_opening_px(dst[inner, :2], upper)
-    if opening_dst < opening_src + MIN_NEW_OPENING_PX:
+    if opening_dst < max(opening_src + MIN_NEW_OPENING_PX, MIN_OPENING_RATIO * opening_src):
         return crop, False
     polygon = dst[inner, :2] - (roi[0], roi[1])
     painted = paint_mouth_cavity(crop, polygon, upper_count=upper, lip_rgb=_lip_rgb(image_rgb, src))
