@@ -48,6 +48,10 @@ def test_stages_chain_with_defaults(tmp_path, astronaut_file, monkeypatch):
     assert out.shape == (512, 512, 3)
     meta = read_manifest(tmp_path / "augment/output/labels.parquet", LABELS, run_first="").meta
     assert meta["face_model_id"].startswith("mediapipe468") and meta["seed"] == 0
+    assert _cli("export-mesh", "-q").exit_code == 0
+    assert _cli("export-mesh", "--from", "fits", "--format", "ply", "-q").exit_code == 0
+    meshes = sorted(p.name for p in (tmp_path / "augment" / "meshes").iterdir())
+    assert len(meshes) == 2 and meshes[0].endswith(".obj") and meshes[1].endswith("_fit.ply")
     # the same command again resumes: nothing to do, nothing duplicated
     result = _cli("blend")
     assert result.exit_code == 0
@@ -151,7 +155,10 @@ def test_killed_run_resumes_without_duplicates(tmp_path, astronaut, monkeypatch)
     assert report.skipped == 2 and report.done == 2
     df = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
     assert len(df) == 4 and not df.duplicated(["image_path", "face_index"]).any()
-    fresh = run_fit3dmm([folder], Fit3dmmConfig(workdir=tmp_path / "fresh", quiet=True))
+    # a fresh run, reopening the landmarker every 3 images, gives the same rows
+    fresh = run_fit3dmm(
+        [folder], Fit3dmmConfig(workdir=tmp_path / "fresh", quiet=True, recycle_every=3)
+    )
     assert fresh.done == 4
     ref = read_manifest(tmp_path / "fresh" / "fits.parquet", FITS, run_first="").df
     np.testing.assert_allclose(np.stack(df.landmarks_px), np.stack(ref.landmarks_px))

@@ -272,6 +272,29 @@ def blend(
     _finish([_run(run_blend, config)], quiet, allow_failures)
 
 
+@app.command("export-mesh")
+def export_mesh(
+    source: Annotated[
+        str, typer.Option("--from", help="targets (synthesized faces) or fits (fitted faces).")
+    ] = "targets",
+    workdir: Workdir = DEFAULT_WORKDIR,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default WORKDIR/meshes).")
+    ] = None,
+    mesh_format: Annotated[str, typer.Option("--format", help="obj or ply.")] = "obj",
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    """Write each fitted or synthesized face as a mesh (468 vertices in the model frame, mm,
+    with MediaPipe's UVs), via trimesh."""
+    from augmentface.stages.export import ExportConfig, run_export_meshes
+
+    _configure_logging(quiet)
+    config = _run(ExportConfig, workdir=workdir, source=source, out=out,
+                  mesh_format=mesh_format, quiet=quiet)
+    _finish([_run(run_export_meshes, config)], quiet, allow_failures)
+
+
 @app.command("run")
 def run_all(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],

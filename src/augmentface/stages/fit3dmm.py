@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,13 @@ class Fit3dmmConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     fit: FitConfig = field(default_factory=FitConfig)
     quiet: bool = False
+    #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened after
+    #: this many images.
+    recycle_every: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.recycle_every < 1:
+            raise UsageError(f"recycle_every must be >= 1, got {self.recycle_every}")
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -111,6 +119,22 @@ def fit_image(
     ]
 
 
+def _fit_one(image_path, landmarker, model, config, writer, report) -> None:
+    """Fit one image and add its rows; a failure becomes a row with a status."""
+    try:
+        rows = fit_image(image_path, landmarker, model, config)
+    except Exception as exc:  # one bad image never stops the run: it gets a status
+        status, message = row_failure(exc, str(image_path))
+        writer.add(
+            {"image_path": str(image_path), "face_index": 0, "status": status, "error": message}
+        )
+        report.fail(status, message)
+        return
+    for row in rows:
+        writer.add(row)
+        report.ok()
+
+
 def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
     """Detect and fit every face in ``inputs``; write ``<workdir>/fits.parquet``.
 
@@ -140,27 +164,15 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
     )
     with (
-        FaceLandmarker(detect_config) as landmarker,
         ManifestWriter(
             path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
         ) as writer,
+        contextlib.ExitStack() as landmarkers,
     ):
-        for image_path in progress(todo, "fit3dmm", len(todo), config.quiet):
-            try:
-                rows = fit_image(image_path, landmarker, model, config)
-            except Exception as exc:  # one bad image never stops the run: it gets a status
-                status, message = row_failure(exc, str(image_path))
-                writer.add(
-                    {
-                        "image_path": str(image_path),
-                        "face_index": 0,
-                        "status": status,
-                        "error": message,
-                    }
-                )
-                report.fail(status, message)
-                continue
-            for row in rows:
-                writer.add(row)
-                report.ok()
+        landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
+        for count, image_path in enumerate(progress(todo, "fit3dmm", len(todo), config.quiet)):
+            if count and count % config.recycle_every == 0:
+                landmarkers.close()  # see Fit3dmmConfig.recycle_every
+                landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
+            _fit_one(image_path, landmarker, model, config, writer, report)
     return report
