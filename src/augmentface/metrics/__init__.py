@@ -1,0 +1,1 @@
+"""Quality measures of augmented images: identity, expression response, geometry, artifacts."""
