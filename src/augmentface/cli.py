@@ -39,6 +39,25 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"augmentface {version('augmentface')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Augment affect datasets with new, correctly labelled expression images."""
+
+
 Workdir = Annotated[
     Path,
     typer.Option("--workdir", "-w", help="Work directory holding every stage's manifest."),
@@ -71,8 +90,14 @@ def _summary(reports: list[StageReport], quiet: bool) -> None:
         table.add_column(column)
     for r in reports:
         reasons = "; ".join(f"{n}× {s} (e.g. {r.examples[s]})" for s, n in r.failed.items())
-        table.add_row(r.stage, str(r.done), str(r.skipped), str(r.n_failed), reasons or "-",
-                      str(r.manifest_path))
+        table.add_row(
+            r.stage,
+            str(r.done),
+            str(r.skipped),
+            str(r.n_failed),
+            reasons or "-",
+            str(r.manifest_path),
+        )
     err.print(table)
 
 
@@ -97,7 +122,13 @@ def _run(func, *args, **kwargs):
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(
+    help=(
+        "Detect faces and fit the 3D face model: pose (deg), identity and expression "
+        "(mm), AU intensities (0–5) and MediaPipe's 52 blendshapes. Writes "
+        "WORKDIR/fits.parquet."
+    ),
+)
 def fit3dmm(
     inputs: Annotated[
         list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")
@@ -128,13 +159,17 @@ def fit3dmm(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Detect faces and fit the 3D face model: pose (deg), identity and expression (mm), AU
-    intensities (0–5) and MediaPipe's 52 blendshapes. Writes WORKDIR/fits.parquet."""
     _configure_logging(quiet)
     if proposals not in ("auto", "always", "never"):
         raise typer.BadParameter("must be auto, always or never", param_hint="--proposals")
-    config = Fit3dmmConfig(workdir=workdir, all_faces=all_faces, proposals=proposals,  # type: ignore[arg-type]
-                           landmarker=landmarker, max_pixels=max_pixels, quiet=quiet)
+    config = Fit3dmmConfig(
+        workdir=workdir,
+        all_faces=all_faces,
+        proposals=proposals,  # type: ignore[arg-type]
+        landmarker=landmarker,
+        max_pixels=max_pixels,
+        quiet=quiet,
+    )
     _finish([_run(run_fit3dmm, inputs, config)], quiet, allow_failures)
 
 
@@ -146,7 +181,15 @@ def _au_targets(au: list[str] | None, aus: str | None, csv: Path | None) -> list
     return targets
 
 
-@app.command("synth-au")
+@app.command(
+    "synth-au",
+    help=(
+        "Expression for target Action Units (direct FACS rig). All --au/--aus items form "
+        "ONE target; a CSV gives one target per row. The target replaces the face's own "
+        "expression. AUs: 1 2 4 5 6 7 9 10 12 14 15 16 17 20 23 24 25 26 43 (45 = 43). "
+        "Writes WORKDIR/targets.parquet."
+    ),
+)
 def synth_au(
     au: Annotated[
         list[str] | None,
@@ -168,10 +211,6 @@ def synth_au(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Expression for target Action Units (direct FACS rig). All --au/--aus items form ONE
-    target; a CSV gives one target per row. The target replaces the face's own expression.
-    AUs: 1 2 4 5 6 7 9 10 12 14 15 16 17 20 23 24 25 26 43 (45 = 43). Writes
-    WORKDIR/targets.parquet."""
     _configure_logging(quiet)
     targets = _run(_au_targets, au, aus, csv)
     if not targets:
@@ -195,7 +234,13 @@ def _va_targets(
     return targets
 
 
-@app.command("synth-va")
+@app.command(
+    "synth-va",
+    help=(
+        "Expression for a target valence/arousal through the built-in prior (basic "
+        "emotions on the circumplex, EMFACS prototypes). Writes WORKDIR/targets.parquet."
+    ),
+)
 def synth_va(
     valence: Annotated[
         float | None,
@@ -224,8 +269,6 @@ def synth_va(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Expression for a target valence/arousal through the built-in prior (basic emotions on
-    the circumplex, EMFACS prototypes). Writes WORKDIR/targets.parquet."""
     _configure_logging(quiet)
     targets = _run(_va_targets, valence, arousal, csv, grid, label)
     if not targets:
@@ -234,7 +277,13 @@ def synth_va(
     _finish([_run(run_synth, targets, config)], quiet, allow_failures)
 
 
-@app.command()
+@app.command(
+    help=(
+        "Deform each fitted face to its target expression and re-render it with the "
+        "photo's own texture. Writes RGBA crops to WORKDIR/renders/ and "
+        "WORKDIR/renders.parquet."
+    ),
+)
 def render(
     workdir: Workdir = DEFAULT_WORKDIR,
     targets: Annotated[
@@ -243,14 +292,17 @@ def render(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Deform each fitted face to its target expression and re-render it with the photo's own
-    texture. Writes RGBA crops to WORKDIR/renders/ and WORKDIR/renders.parquet."""
     _configure_logging(quiet)
     config = RenderConfig(workdir=workdir, targets=targets, quiet=quiet)
     _finish([_run(run_render, config)], quiet, allow_failures)
 
 
-@app.command()
+@app.command(
+    help=(
+        "Blend each render into its photo. Writes OUTPUT/images/ and the labels as "
+        "OUTPUT/labels.parquet and OUTPUT/labels.csv."
+    ),
+)
 def blend(
     workdir: Workdir = DEFAULT_WORKDIR,
     method: Annotated[
@@ -264,15 +316,26 @@ def blend(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Blend each render into its photo. Writes OUTPUT/images/ and the labels as
-    OUTPUT/labels.parquet and OUTPUT/labels.csv."""
     _configure_logging(quiet)
-    config = _run(BlendConfig, workdir=workdir, output=output, method=method,
-                  image_format=image_format, jpeg_quality=jpeg_quality, quiet=quiet)
+    config = _run(
+        BlendConfig,
+        workdir=workdir,
+        output=output,
+        method=method,
+        image_format=image_format,
+        jpeg_quality=jpeg_quality,
+        quiet=quiet,
+    )
     _finish([_run(run_blend, config)], quiet, allow_failures)
 
 
-@app.command("export-mesh")
+@app.command(
+    "export-mesh",
+    help=(
+        "Write each fitted or synthesized face as a mesh (468 vertices in the model "
+        "frame, mm, with MediaPipe's UVs), via trimesh."
+    ),
+)
 def export_mesh(
     source: Annotated[
         str, typer.Option("--from", help="targets (synthesized faces) or fits (fitted faces).")
@@ -285,17 +348,23 @@ def export_mesh(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """Write each fitted or synthesized face as a mesh (468 vertices in the model frame, mm,
-    with MediaPipe's UVs), via trimesh."""
     from augmentface.stages.export import ExportConfig, run_export_meshes
 
     _configure_logging(quiet)
-    config = _run(ExportConfig, workdir=workdir, source=source, out=out,
-                  mesh_format=mesh_format, quiet=quiet)
+    config = _run(
+        ExportConfig, workdir=workdir, source=source, out=out, mesh_format=mesh_format, quiet=quiet
+    )
     _finish([_run(run_export_meshes, config)], quiet, allow_failures)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    help=(
+        "All stages in order: fit3dmm -> synth (AU and VA targets) -> render -> blend, "
+        "then a contact sheet. Each --au is one AU target, each --va one valence,arousal "
+        "target."
+    ),
+)
 def run_all(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
     au: Annotated[
@@ -317,14 +386,20 @@ def run_all(
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
-    """All stages in order: fit3dmm -> synth (AU and VA targets) -> render -> blend, then a
-    contact sheet. Each --au is one AU target, each --va one valence,arousal target."""
     from augmentface.pipeline import PipelineConfig, run_pipeline
 
     _configure_logging(quiet)
     targets = _run(_run_targets, au or [], va or [])
-    config = _run(PipelineConfig, workdir=workdir, all_faces=all_faces, method=method,
-                  samples=samples, seed=seed, contact_sheet=sheet, quiet=quiet)
+    config = _run(
+        PipelineConfig,
+        workdir=workdir,
+        all_faces=all_faces,
+        method=method,
+        samples=samples,
+        seed=seed,
+        contact_sheet=sheet,
+        quiet=quiet,
+    )
     reports = _run(run_pipeline, inputs, targets, config)
     _finish(reports, quiet, allow_failures)
     if sheet and not quiet:

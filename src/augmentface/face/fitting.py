@@ -80,7 +80,9 @@ class FaceFit:
         """(yaw, pitch, roll) in degrees."""
         return head_angles_deg(self.rotation)
 
-    def verts_px(self, model: FaceModel, expression_offsets_model_mm: np.ndarray | None = None):
+    def verts_px(
+        self, model: FaceModel, expression_offsets_model_mm: np.ndarray | None = None
+    ) -> np.ndarray:
         """(468, 3) mesh in image pixels, with the fitted or another expression."""
         expression = (
             self.expression_offsets_model_mm
