@@ -74,9 +74,11 @@ FACE_OVAL = (
 )  # fmt: skip
 
 #: The 68 iBUG-300W points as mesh vertices (jaw 0–16, brows 17–26, nose 27–35, eyes 36–47,
-#: outer lips 48–59, inner lips 60–67), chosen by position; dlib's 68-point model follows them.
+#: outer lips 48–59, inner lips 60–67), chosen by position. The jaw points are the vertices
+#: nearest to dlib's 68-point predictor over the 64 shared photos (median), made symmetric:
+#: iBUG's jaw starts higher than MediaPipe's outline suggests, at the ear.
 IBUG68 = (
-    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
+    127, 234, 93, 215, 138, 136, 149, 176, 152, 400, 378, 365, 367, 435, 323, 454, 356,
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
     168, 197, 5, 4, 75, 97, 2, 326, 305,
     33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
