@@ -125,8 +125,10 @@ def test_bad_inputs_each_get_a_status(tmp_path, astronaut):
     # the CLI exits 1 when rows failed, 0 with --allow-failures; inputs are never modified
     before = {p: p.read_bytes() for p in folder.iterdir()}
     assert _cli("fit3dmm", str(folder), "-w", str(tmp_path / "c"), "-q").exit_code == 1
-    assert _cli("fit3dmm", str(folder), "-w", str(tmp_path / "c"), "-q",
-                "--allow-failures").exit_code == 0
+    assert (
+        _cli("fit3dmm", str(folder), "-w", str(tmp_path / "c"), "-q", "--allow-failures").exit_code
+        == 0
+    )
     assert before == {p: p.read_bytes() for p in folder.iterdir()}
 
 
@@ -191,10 +193,30 @@ def test_own_expression_reproduces_the_photo(model, landmarker, astronaut, metho
     face = landmarker.detect(astronaut)[0]
     fit = fit_face(face.landmarks_px, model)
     own = fit.expression_offsets_model_mm  # the synthesis target: the face's own expression
-    delta = offsets_model_to_image(own - fit.expression_offsets_model_mm, fit.rotation,
-                                   fit.scale_px_per_mm)
+    delta = offsets_model_to_image(
+        own - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
+    )
     rendered = render_expression(astronaut, face.landmarks_px, delta, model)
     out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi, method)
     x0, y0, x1, y1 = rendered.roi
     mse = np.mean((out[y0:y1, x0:x1].astype(float) - astronaut[y0:y1, x0:x1]) ** 2)
     assert 10 * np.log10(255**2 / max(mse, 1e-12)) >= 35
+
+
+def test_evaluate_measures_the_outputs(tmp_path, astronaut_file):
+    work = tmp_path / "w"
+    result = _cli(
+        "run", str(astronaut_file), "--au", "AU6=3,AU12=4", "--va", "0.4,0.2", "-w", str(work), "-q"
+    )
+    assert result.exit_code == 0, result.output
+    result = _cli("evaluate", "-w", str(work))
+    assert result.exit_code == 0, result.output
+    assert "evaluation per target" in result.output
+    evaluation = pd.read_csv(work / "output" / "evaluation.csv")
+    assert len(evaluation) == 2 and (evaluation.status == "ok").all()
+    assert evaluation.redetected.all() and evaluation.same_person.all()
+    assert (evaluation.identity_distance < 0.6).all()
+    assert (evaluation.nme_dlib68 < 0.06).all() and (evaluation.nme_mediapipe < 0.05).all()
+    assert (evaluation.seam_ratio < 1.2).all()
+    summary = pd.read_csv(work / "output" / "evaluation_summary.csv")
+    assert set(summary.target_id) == {"AU6=3_AU12=4", "V+0.40_A+0.20"}

@@ -82,6 +82,20 @@ Samples = Annotated[
 ]
 
 
+#: Summary columns of ``evaluate`` and their short table headers.
+EVALUATION_HEADERS = {
+    "target_id": "target",
+    "n": "n",
+    "redetected": "found",
+    "same_person": "same person",
+    "identity_distance_median": "id dist",
+    "nme_dlib68_mean": "NME dlib",
+    "nme_mediapipe_mean": "NME mp",
+    "seam_ratio_median": "seam",
+    "response_of_requested_aus": "AU resp",
+}
+
+
 def _summary(reports: list[StageReport], quiet: bool) -> None:
     if quiet:
         return
@@ -327,6 +341,40 @@ def blend(
         quiet=quiet,
     )
     _finish([_run(run_blend, config)], quiet, allow_failures)
+
+
+@app.command(
+    help=(
+        "Measure every output of blend: identity kept (dlib ResNet embedding distance; "
+        "same person below 0.6), expression response (MediaPipe blendshapes mapped to AUs, "
+        "output minus source), geometry (re-detected MediaPipe and dlib-68 landmarks vs the "
+        "intended ones, error / inter-ocular distance) and artifacts (seam ratio at the mask "
+        "edge, pixels outside the mask). Writes OUTPUT/evaluation.parquet, .csv and "
+        "evaluation_summary.csv."
+    ),
+)
+def evaluate(
+    labels: Annotated[
+        Path | None,
+        typer.Argument(help="Labels manifest of blend (default WORKDIR/output/labels.parquet)."),
+    ] = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    quiet: Quiet = False,
+    allow_failures: AllowFailures = False,
+) -> None:
+    from augmentface.stages.evaluate import EvaluateConfig, run_evaluate
+
+    _configure_logging(quiet)
+    config = EvaluateConfig(workdir=workdir, labels=labels, quiet=quiet)
+    report, summary = _run(run_evaluate, config)
+    if not quiet and len(summary):
+        table = Table(title="evaluation per target (means; identity and seam: medians)")
+        for header in EVALUATION_HEADERS.values():
+            table.add_column(header, overflow="fold")
+        for row in summary[list(EVALUATION_HEADERS)].itertuples(index=False):
+            table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+        err.print(table)
+    _finish([report], quiet, allow_failures)
 
 
 @app.command(

@@ -10,8 +10,13 @@ from typing import Literal
 
 import numpy as np
 
-from augmentface.errors import NoFaceError, UsageError
-from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
+from augmentface.errors import FitError, NoFaceError, UsageError
+from augmentface.face.detect import (
+    BLENDSHAPE_NAMES,
+    DetectConfig,
+    FaceDetection,
+    FaceLandmarker,
+)
 from augmentface.face.fitting import FaceFit, FitConfig, fit_face
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
@@ -106,6 +111,8 @@ def fit_image(
     faces = landmarker.detect(image)
     if not faces:
         raise NoFaceError(f"{image_path}: no face found")
+    if faces[0].blendshape_names != BLENDSHAPE_NAMES:
+        raise FitError(f"{image_path}: the landmarker reports other blendshapes than expected")
     return [
         _face_row(
             image_path,
@@ -155,6 +162,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         "fit": asdict(config.fit),
         "landmarker_sha256": landmarker_file.sha256,
         "au_names": list(AU_NAMES),
+        "blendshape_names": list(BLENDSHAPE_NAMES),
     }
     previous = previous_rows(path, FITS, params)
     done_images = {key[0] for key in done_keys(previous, FITS)}

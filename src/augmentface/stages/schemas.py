@@ -162,7 +162,48 @@ LABELS = Schema(
     ),
 )
 
-ALL_SCHEMAS = (FITS, TARGETS, RENDERS, LABELS)
+EVALUATION = Schema(
+    stage="evaluate",
+    version=1,
+    key=TARGETS.key,
+    columns=(
+        *_KEY_SAMPLE,
+        Column("output_path", "string", "Augmented image evaluated"),
+        Column("redetected", "bool", "MediaPipe finds the face again in the output"),
+        Column("identity_distance", "float64", "dlib ResNet embedding distance, source vs output"),
+        Column("same_person", "bool", "identity_distance below dlib's threshold 0.6"),
+        Column(
+            "nme_mediapipe",
+            "float64",
+            "Re-detected MediaPipe landmarks vs the intended "
+            "ones, mean error / outer inter-ocular distance",
+        ),
+        Column(
+            "nme_dlib68",
+            "float64",
+            "dlib's 68 landmarks on the output vs the intended "
+            "iBUG-68 points, mean error / outer inter-ocular distance",
+        ),
+        Column("seam_ratio", "float64", "Gradient energy along the mask edge, output / source"),
+        Column(
+            "outside_unchanged",
+            "bool",
+            "Pixels outside the mask equal the source's "
+            "(lossless outputs only; null for JPEG/WebP)",
+        ),
+        *(
+            Column(
+                f"response_{name}",
+                "float64",
+                f"MediaPipe blendshape response mapped to {name}: output minus source",
+                unit="score change",
+            )
+            for name in AU_NAMES
+        ),
+    ),
+)
+
+ALL_SCHEMAS = (FITS, TARGETS, RENDERS, LABELS, EVALUATION)
 
 
 def schemas_markdown() -> str:
@@ -178,6 +219,7 @@ def schemas_markdown() -> str:
         "synth": "targets.parquet",
         "render": "renders.parquet",
         "blend": "output/labels.parquet (+ labels.csv)",
+        "evaluate": "output/evaluation.parquet (+ evaluation.csv)",
     }
     for schema in ALL_SCHEMAS:
         parts.append(
