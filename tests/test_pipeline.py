@@ -220,3 +220,43 @@ def test_evaluate_measures_the_outputs(tmp_path, astronaut_file):
     assert (evaluation.seam_ratio < 1.2).all()
     summary = pd.read_csv(work / "output" / "evaluation_summary.csv")
     assert set(summary.target_id) == {"AU6=3_AU12=4", "V+0.40_A+0.20"}
+
+
+def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
+    strict = tmp_path / "strict"
+    result = _cli(
+        "run",
+        str(astronaut_file),
+        "--au",
+        "AU12=4",
+        "-w",
+        str(strict),
+        "--max-identity-distance",
+        "0.0",
+        "--keep-rejected",
+        "--no-sheet",
+    )
+    assert result.exit_code == 0, result.output  # a rejection is an outcome, not a failure
+    labels = pd.read_csv(strict / "output" / "labels.csv")
+    assert list(labels.status) == ["rejected"]
+    assert labels.error[0].startswith("identity distance")
+    assert (strict / "output" / "rejected").is_dir()
+    assert not (strict / "output" / "images").exists()
+    lenient = tmp_path / "lenient"
+    result = _cli(
+        "run",
+        str(astronaut_file),
+        "--au",
+        "AU12=4",
+        "-w",
+        str(lenient),
+        "-q",
+        "--max-identity-distance",
+        "0.6",
+        "--max-nme",
+        "0.1",
+        "--min-response=-1",  # the astronaut already smiles more than AU12=4
+    )
+    assert result.exit_code == 0, result.output
+    labels = pd.read_csv(lenient / "output" / "labels.csv")
+    assert list(labels.status) == ["ok"]

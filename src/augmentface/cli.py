@@ -25,6 +25,7 @@ from augmentface.expression.targets import (
     va_grid,
     va_target,
 )
+from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
@@ -70,6 +71,36 @@ AllowFailures = Annotated[
     typer.Option("--allow-failures", help="Exit 0 even when some rows failed (they are recorded)."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample jitter (reproducible).")]
+MaxIdentity = Annotated[
+    float | None,
+    typer.Option(
+        "--max-identity-distance",
+        min=0.0,
+        help="Quality gate: reject outputs whose dlib identity distance to the source exceeds "
+        "this (same person below 0.6; ours are typically 0.2–0.4).",
+    ),
+]
+MaxNME = Annotated[
+    float | None,
+    typer.Option(
+        "--max-nme",
+        min=0.0,
+        help="Quality gate: reject outputs whose dlib-68 landmarks miss the intended ones by "
+        "more than this fraction of the inter-ocular distance (e.g. 0.06).",
+    ),
+]
+MinResponse = Annotated[
+    float | None,
+    typer.Option(
+        "--min-response",
+        help="Quality gate: reject outputs whose MediaPipe blendshape response on the "
+        "requested AUs is below this (score change, e.g. 0.02).",
+    ),
+]
+KeepRejected = Annotated[
+    bool,
+    typer.Option("--keep-rejected", help="Write rejected outputs to OUTPUT/rejected/ to inspect."),
+]
 Samples = Annotated[
     int,
     typer.Option(
@@ -100,14 +131,25 @@ def _summary(reports: list[StageReport], quiet: bool) -> None:
     if quiet:
         return
     table = Table(title="augmentface summary")
-    for column in ("stage", "done", "skipped (already done)", "failed", "reasons", "manifest"):
+    for column in (
+        "stage",
+        "done",
+        "skipped (already done)",
+        "rejected",
+        "failed",
+        "reasons",
+        "manifest",
+    ):
         table.add_column(column)
     for r in reports:
         reasons = "; ".join(f"{n}× {s} (e.g. {r.examples[s]})" for s, n in r.failed.items())
+        if r.rejected:
+            reasons = "; ".join(filter(None, [reasons, f"rejected e.g. {r.examples['rejected']}"]))
         table.add_row(
             r.stage,
             str(r.done),
             str(r.skipped),
+            str(r.rejected),
             str(r.n_failed),
             reasons or "-",
             str(r.manifest_path),
@@ -327,10 +369,15 @@ def blend(
     ] = None,
     image_format: Annotated[str, typer.Option("--format", help="jpg, png or webp.")] = "jpg",
     jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    max_identity_distance: MaxIdentity = None,
+    max_nme: MaxNME = None,
+    min_response: MinResponse = None,
+    keep_rejected: KeepRejected = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
     _configure_logging(quiet)
+    gates = QualityGates(max_identity_distance, max_nme, min_response)
     config = _run(
         BlendConfig,
         workdir=workdir,
@@ -338,6 +385,8 @@ def blend(
         method=method,
         image_format=image_format,
         jpeg_quality=jpeg_quality,
+        gates=gates,
+        keep_rejected=keep_rejected,
         quiet=quiet,
     )
     _finish([_run(run_blend, config)], quiet, allow_failures)
@@ -431,6 +480,10 @@ def run_all(
     sheet: Annotated[
         bool, typer.Option(help="Write WORKDIR/contact_sheet.png (sources beside outputs).")
     ] = True,
+    max_identity_distance: MaxIdentity = None,
+    max_nme: MaxNME = None,
+    min_response: MinResponse = None,
+    keep_rejected: KeepRejected = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -446,6 +499,8 @@ def run_all(
         samples=samples,
         seed=seed,
         contact_sheet=sheet,
+        gates=QualityGates(max_identity_distance, max_nme, min_response),
+        keep_rejected=keep_rejected,
         quiet=quiet,
     )
     reports = _run(run_pipeline, inputs, targets, config)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from augmentface.blend import BLEND_METHODS, BlendMethod
 from augmentface.contact_sheet import write_contact_sheet
 from augmentface.errors import UsageError
 from augmentface.expression.targets import ExpressionTarget, au_target, va_target
+from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
@@ -39,12 +40,15 @@ class PipelineConfig:
     samples: int = 1
     seed: int = 0
     contact_sheet: bool = True
+    gates: QualityGates = field(default_factory=QualityGates)
+    keep_rejected: bool = False
     quiet: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in BLEND_METHODS:
-            raise UsageError(f"unknown blend method {self.method!r}; "
-                             f"allowed: {', '.join(BLEND_METHODS)}")
+            raise UsageError(
+                f"unknown blend method {self.method!r}; allowed: {', '.join(BLEND_METHODS)}"
+            )
 
 
 def run_pipeline(
@@ -52,13 +56,31 @@ def run_pipeline(
 ) -> list[StageReport]:
     """fit3dmm -> synth -> render -> blend (-> contact sheet); returns each stage's report."""
     workdir = Path(config.workdir)
-    reports = [run_fit3dmm(inputs, Fit3dmmConfig(workdir=workdir, all_faces=config.all_faces,
-                                                 quiet=config.quiet))]
-    reports.append(run_synth(targets, SynthConfig(workdir=workdir, samples=config.samples,
-                                                  seed=config.seed, quiet=config.quiet)))
+    reports = [
+        run_fit3dmm(
+            inputs, Fit3dmmConfig(workdir=workdir, all_faces=config.all_faces, quiet=config.quiet)
+        )
+    ]
+    reports.append(
+        run_synth(
+            targets,
+            SynthConfig(
+                workdir=workdir, samples=config.samples, seed=config.seed, quiet=config.quiet
+            ),
+        )
+    )
     reports.append(run_render(RenderConfig(workdir=workdir, quiet=config.quiet)))
-    reports.append(run_blend(BlendConfig(workdir=workdir, method=config.method,
-                                         quiet=config.quiet)))
+    reports.append(
+        run_blend(
+            BlendConfig(
+                workdir=workdir,
+                method=config.method,
+                gates=config.gates,
+                keep_rejected=config.keep_rejected,
+                quiet=config.quiet,
+            )
+        )
+    )
     if config.contact_sheet:
         write_contact_sheet(workdir, workdir / "contact_sheet.png")
     return reports

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -11,8 +12,10 @@ import numpy as np
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
 from augmentface.errors import RenderError, UsageError
+from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image, write_image_atomic
 from augmentface.manifest import ManifestWriter, done_keys, read_manifest
+from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
@@ -25,7 +28,7 @@ from augmentface.stages.common import (
     upstream,
 )
 from augmentface.stages.render import sample_name
-from augmentface.stages.schemas import AU_NAMES, LABELS, RENDERS, TARGETS
+from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
 
 LABEL_COLUMNS = ("kind", *AU_NAMES, "valence", "arousal", "va_class")
 
@@ -40,6 +43,8 @@ class BlendConfig:
     method: BlendMethod = "alpha"
     image_format: str = "jpg"
     jpeg_quality: int = 95
+    gates: QualityGates = field(default_factory=QualityGates)
+    keep_rejected: bool = False
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -61,8 +66,38 @@ def _read_render(path: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(bgra[..., 2::-1]), bgra[..., 3]
 
 
+@dataclass
+class _Gatekeeper:
+    """Measures blended images and applies the quality gates (opened only when gates are set)."""
+
+    gates: QualityGates
+    measurer: OutputMeasurer
+    fits: dict
+
+    def reasons(self, image: np.ndarray, row: dict, alpha: np.ndarray, label: dict, lossless):
+        fit = self.fits[(row["image_path"], int(row["face_index"]))]
+        metrics = self.measurer.measure(image, fit, row, alpha, lossless)
+        requested = [int(n[2:]) for n in AU_NAMES if label[n] and label[n] > 0]
+        return self.gates.reasons(metrics, requested)
+
+
+def _open_gatekeeper(config: BlendConfig, targets, stack: contextlib.ExitStack):
+    if not config.gates.active:
+        return None
+    fits = upstream(Path(targets.meta["params"]["fits"]), FITS, "augmentface fit3dmm IMAGES")
+    landmarker = stack.enter_context(FaceLandmarker(DetectConfig(max_faces=4)))
+    measurer = OutputMeasurer(landmarker, tuple(fits.meta["params"]["blendshape_names"]))
+    rows = {(r["image_path"], int(r["face_index"])): r for r in fits.df.to_dict("records")}
+    return _Gatekeeper(config.gates, measurer, rows)
+
+
 def run_blend(config: BlendConfig | None = None) -> StageReport:
-    """Blend every render; write ``<output>/images/`` and ``<output>/labels.parquet`` + ``.csv``."""
+    """Blend every render; write ``<output>/images/`` and ``<output>/labels.parquet`` + ``.csv``.
+
+    With quality gates set, each blended image is measured first; one that fails is recorded
+    with status ``rejected`` and its reasons, and written to ``<output>/rejected/`` only with
+    ``keep_rejected``.
+    """
     config = config or BlendConfig()
     workdir = Path(config.workdir)
     renders_path = Path(config.renders or workdir / RENDERS_FILE)
@@ -80,6 +115,8 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "method": config.method,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality,
+        "gates": asdict(config.gates),
+        "keep_rejected": config.keep_rejected,
     }
     previous = previous_rows(path, LABELS, params)
     done = done_keys(previous, LABELS)
@@ -94,43 +131,58 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     todo.sort(key=lambda r: r["image_path"])
     seed = targets.meta.get("seed")
     cached: tuple[str, np.ndarray] | None = None
-    with ManifestWriter(
-        path,
-        LABELS,
-        previous,
-        params=params,
-        seed=seed,
-        face_model_id=renders.meta.get("face_model_id"),
-        every_n=100,
-    ) as writer:
+    lossless = config.image_format == "png"
+    with (
+        contextlib.ExitStack() as stack,
+        ManifestWriter(
+            path,
+            LABELS,
+            previous,
+            params=params,
+            seed=seed,
+            face_model_id=renders.meta.get("face_model_id"),
+            every_n=100,
+        ) as writer,
+    ):
+        gatekeeper = _open_gatekeeper(config, targets, stack)
         for row in progress(todo, "blend", len(todo), config.quiet):
             key = {k: row[k] for k in LABELS.key}
             label = {c: labels[tuple(key.values())][c] for c in LABEL_COLUMNS}
+            name = f"{sample_name(**key)}.{config.image_format}"
             try:
                 if cached is None or cached[0] != row["image_path"]:
                     cached = (row["image_path"], read_image(row["image_path"]))
                 crop, alpha = _read_render(row["render_path"])
                 roi = tuple(int(v) for v in row["roi_px"])
                 image = blend_face(cached[1], crop, alpha, roi, config.method)
-                file = out_dir / "images" / f"{sample_name(**key)}.{config.image_format}"
-                write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
+                rejected = (
+                    gatekeeper.reasons(image, row, alpha, label, lossless) if gatekeeper else []
+                )
+                folder = "rejected" if rejected else "images"
+                file = out_dir / folder / name
+                if not rejected or config.keep_rejected:
+                    write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
             except Exception as exc:  # the row gets a status; the run goes on
                 status, message = row_failure(exc, row["image_path"])
                 writer.add({**key, **label, "status": status, "error": message})
                 report.fail(status, message)
                 continue
+            kept = not rejected or config.keep_rejected
             writer.add(
                 {
                     **key,
-                    "output_path": str(file.resolve()),
                     **label,
+                    "output_path": str(file.resolve()) if kept else None,
                     "method": config.method,
                     "seed": seed,
-                    "status": "ok",
-                    "error": None,
+                    "status": "rejected" if rejected else "ok",
+                    "error": "; ".join(rejected) if rejected else None,
                 }
             )
-            report.ok()
+            if rejected:
+                report.reject(f"{file.name}: {'; '.join(rejected)}")
+            else:
+                report.ok()
     _write_csv(path)
     return report
 

@@ -39,9 +39,15 @@ class StageReport:
     skipped: int = 0
     failed: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)  # status -> first error message
+    rejected: int = 0  # finished, but refused by a quality gate (not a failure)
 
     def ok(self) -> None:
         self.done += 1
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        self.examples.setdefault("rejected", message)
+        log.info("rejected: %s", message)
 
     def fail(self, status: str, message: str) -> None:
         self.failed[status] += 1

@@ -18,17 +18,11 @@ import numpy as np
 import pandas as pd
 
 from augmentface.atomic import atomic_write_text
-from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
+from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image
 from augmentface.manifest import ManifestWriter, read_manifest
-from augmentface.metrics.artifacts import outside_unchanged, seam_ratio
-from augmentface.metrics.blendshapes_facs import au_response, response_summary
-from augmentface.metrics.geometry import (
-    dlib_landmarks68,
-    interocular_distance_68,
-    normalised_mean_error,
-)
-from augmentface.metrics.identity import SAME_PERSON_THRESHOLD, face_embedding, identity_distance
+from augmentface.metrics.blendshapes_facs import response_summary
+from augmentface.metrics.measure import OutputMeasurer
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
@@ -55,71 +49,14 @@ class EvaluateConfig:
     quiet: bool = False
 
 
-def _nearest_face(faces: list[FaceDetection], target_px: np.ndarray) -> FaceDetection | None:
-    """The detected face whose landmarks' centroid is nearest the intended face's."""
-    if not faces:
-        return None
-    centre = target_px[:, :2].mean(axis=0)
-    return min(faces, key=lambda f: float(np.linalg.norm(f.landmarks_px[:, :2].mean(0) - centre)))
-
-
-def _read_alpha(render_path: str) -> np.ndarray:
-    bgra = cv2.imread(render_path, cv2.IMREAD_UNCHANGED)
-    return bgra[..., 3]
-
-
-@dataclass
-class _Sources:
-    """Per-image and per-face caches: the source photo and its embeddings."""
-
-    image_path: str = ""
-    image: np.ndarray | None = None
-    embeddings: dict | None = None
-
-    def get(self, path: str) -> np.ndarray:
-        if path != self.image_path:
-            self.image_path, self.image, self.embeddings = path, read_image(path), {}
-        return self.image
-
-    def embedding(self, face_index: int, box_px) -> np.ndarray:
-        if face_index not in self.embeddings:
-            self.embeddings[face_index] = face_embedding(self.image, box_px)
-        return self.embeddings[face_index]
-
-
-def _evaluate_row(row, fit, render, sources: _Sources, landmarker, names) -> dict:
-    source = sources.get(row["image_path"])
+def _evaluate_row(row: dict, fit: dict, render: dict, measurer: OutputMeasurer) -> dict:
     output = read_image(row["output_path"])
-    target_px = render["target_landmarks_px"].astype(np.float64)
-    target68 = render["target_ibug68_px"].astype(np.float64)
-    interocular = interocular_distance_68(target68)
-    roi = tuple(int(v) for v in render["roi_px"])
-    alpha = _read_alpha(render["render_path"])
-    out = {
-        "output_path": row["output_path"],
-        "seam_ratio": seam_ratio(output, source, alpha, roi),
-        "outside_unchanged": (
-            outside_unchanged(output, source, alpha, roi)[0]
-            if Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
-            else None
-        ),
-    }
-    face = _nearest_face(landmarker.detect(output), target_px)
-    out["redetected"] = face is not None
-    box = face.bbox_px if face is not None else (*target_px[:, :2].min(0), *target_px[:, :2].max(0))
-    distance = identity_distance(
-        sources.embedding(int(row["face_index"]), fit["bbox_px"]), face_embedding(output, box)
-    )
-    out["identity_distance"] = distance
-    out["same_person"] = distance < SAME_PERSON_THRESHOLD
-    out["nme_dlib68"] = normalised_mean_error(dlib_landmarks68(output, box), target68, interocular)
-    if face is not None:
-        out["nme_mediapipe"] = normalised_mean_error(
-            face.landmarks_px[: len(target_px), :2], target_px[:, :2], interocular
-        )
-        response = au_response(fit["blendshape_scores"], face.blendshape_scores, names)
-        out.update({f"response_{n}": response.get(int(n[2:]), np.nan) for n in AU_NAMES})
-    return out
+    alpha = cv2.imread(render["render_path"], cv2.IMREAD_UNCHANGED)[..., 3]
+    lossless = Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
+    metrics = measurer.measure(output, fit, render, alpha, lossless)
+    response = metrics.pop("au_response")
+    metrics.update({f"response_{n}": response.get(int(n[2:]), np.nan) for n in AU_NAMES})
+    return {"output_path": row["output_path"], **metrics}
 
 
 def summarise(evaluation: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -191,7 +128,6 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
         (r for r in labels.df.to_dict("records") if r["status"] == "ok"),
         key=lambda r: r["image_path"],
     )
-    sources = _Sources()
     with (
         FaceLandmarker(DetectConfig(max_faces=4)) as landmarker,
         ManifestWriter(
@@ -204,12 +140,13 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
             every_n=100,
         ) as writer,
     ):
+        measurer = OutputMeasurer(landmarker, names)
         for row in progress(todo, "evaluate", len(todo), config.quiet):
             key = {k: row[k] for k in EVALUATION.key}
             try:
                 fit = fit_rows[(row["image_path"], int(row["face_index"]))]
                 render = render_rows[tuple(key.values())]
-                values = _evaluate_row(row, fit, render, sources, landmarker, names)
+                values = _evaluate_row(row, fit, render, measurer)
             except Exception as exc:  # the row gets a status; the run goes on
                 status, message = row_failure(exc, row["output_path"])
                 writer.add({**key, "status": status, "error": message})
