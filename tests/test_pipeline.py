@@ -260,3 +260,20 @@ def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
     assert result.exit_code == 0, result.output
     labels = pd.read_csv(lenient / "output" / "labels.csv")
     assert list(labels.status) == ["ok"]
+
+
+def test_report_command_writes_page_and_sheet(tmp_path, astronaut_file):
+    work = tmp_path / "w"
+    assert (
+        _cli(
+            "run", str(astronaut_file), "--au", "AU1=4,AU2=4", "-w", str(work), "-q", "--no-sheet"
+        ).exit_code
+        == 0
+    )
+    assert _cli("evaluate", "-w", str(work), "-q").exit_code == 0
+    result = _cli("report", "-w", str(work))
+    assert result.exit_code == 0, result.output
+    page = (work / "output" / "report.html").read_text()
+    assert "AU1=4_AU2=4" in page and "data:image/" in page
+    assert (work / "output" / "report_sheet.png").stat().st_size > 1000
+    assert oct((work / "output" / "report.html").stat().st_mode & 0o777) != oct(0o600)

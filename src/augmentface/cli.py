@@ -427,6 +427,26 @@ def evaluate(
 
 
 @app.command(
+    help=(
+        "Write one self-contained HTML page (images embedded, no network) and a PNG sheet: "
+        "counts, the evaluation per target and per AU, response plots and every output beside "
+        "its source, worst cases first. Run `augmentface evaluate` first for the metrics."
+    ),
+)
+def report(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    out: Annotated[Path | None, typer.Option(help="Folder (default WORKDIR/output).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    from augmentface.report import write_report
+
+    _configure_logging(quiet)
+    page, sheet = _run(write_report, workdir, out)
+    if not quiet:
+        err.print(f"report: {page}\nsheet: {sheet}")
+
+
+@app.command(
     "export-mesh",
     help=(
         "Write each fitted or synthesized face as a mesh (468 vertices in the model "

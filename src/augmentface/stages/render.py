@@ -44,7 +44,7 @@ class RenderConfig:
 def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
     """A file-name stem unique per row: image stem, a hash of its path, face, target, sample."""
     digest = hashlib.sha1(image_path.encode()).hexdigest()[:6]
-    target = re.sub(r"[^A-Za-z0-9.+-]+", "-", target_id.replace("=", ""))
+    target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
     return f"{Path(image_path).stem}-{digest}_f{face_index}_{target}_s{sample}"
 
 
