@@ -40,7 +40,7 @@ SHEET_FILE = "report_sheet.png"
 # Two thumbnails per gallery entry (source and output); 300 keeps the page at a few MB.
 MAX_THUMBNAILS = 300
 GALLERY_MAX = MAX_THUMBNAILS // 2
-SHEET_ROWS = 40
+SHEET_ROWS = 15
 SHEET_PAIRS_PER_ROW = 3
 JPEG_QUALITY = 80
 # Plots show at least ±0.05 of blendshape response, a few hundredths being MediaPipe's noise.
@@ -326,7 +326,9 @@ def _data_uri(data: bytes, subtype: str) -> str:
 
 
 def _sheet(rows: pd.DataFrame, crops: list) -> np.ndarray:
-    """Source|output pairs, worst first, ``SHEET_PAIRS_PER_ROW`` pairs a row, 40 rows at most.
+    """Source|output pairs, worst first: ``SHEET_PAIRS_PER_ROW`` a row, ``SHEET_ROWS`` rows.
+
+    The row cap keeps the PNG at a few MB.
 
     The source tile carries the requested labels, the output tile the metrics: the contact
     sheet's tiles have room for two caption lines each.
