@@ -277,3 +277,29 @@ def test_report_command_writes_page_and_sheet(tmp_path, astronaut_file):
     assert "AU1=4_AU2=4" in page and "data:image/" in page
     assert (work / "output" / "report_sheet.png").stat().st_size > 1000
     assert oct((work / "output" / "report.html").stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_closing_lids_slide_over_a_still_eyeball(model, landmarker, astronaut):
+    from augmentface.blend import blend_face
+    from augmentface.face.fitting import fit_face
+    from augmentface.frames import offsets_model_to_image
+    from augmentface.render.face_render import render_expression
+
+    face = landmarker.detect(astronaut)[0]
+    fit = fit_face(face.landmarks_px, model)
+    target = model.rig.offsets(model.rig.vector({43: 2.5}))
+    delta = offsets_model_to_image(
+        target - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
+    )
+    rendered = render_expression(astronaut, face.landmarks_px, delta, model)
+    out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi)
+    dst = rendered.target_verts_px
+    for upper, lower in ((386, 374), (159, 145)):
+        # just above the lower lid, the eye stays open: there the eyeball is where it was
+        x = round(dst[lower, 0])
+        y_low, y_up = dst[lower, 1], dst[upper, 1]
+        assert y_low - y_up > 2, "the eye should still be partly open at AU43=2.5"
+        y = round(y_up + 0.65 * (y_low - y_up))
+        window = (slice(y - 1, y + 1), slice(x - 3, x + 4))
+        diff = np.abs(out[window].astype(float) - astronaut[window].astype(float)).mean()
+        assert diff < 12, diff

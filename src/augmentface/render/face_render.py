@@ -122,6 +122,9 @@ def render_expression(
     dst_all = np.vstack([dst[:, :2], ring])
     depth = np.concatenate([dst[:, 2], np.full(len(ring), far)])
     triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
+    src_all, dst_all, depth, triangles = _static_eyeballs(
+        src_all, dst_all, depth, triangles, model.topology, src, dst
+    )
     h, w = image_rgb.shape[:2]
     x0, y0 = np.floor(ring.min(axis=0)).astype(int)
     x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
@@ -131,6 +134,33 @@ def render_expression(
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
     crop, painted = _paint_mouth(warp.image_rgb, image_rgb, src, dst, roi)
     return RenderedFace(crop, _mask(ring, roi), roi, dst, painted)
+
+
+def _static_eyeballs(src_all, dst_all, depth, triangles, topology, src, dst):
+    """Let closing lids slide over a still eyeball instead of squashing it.
+
+    Where an eye's opening shrinks (AU43, AU6, AU7), its interior triangles get their own
+    copies of the eye-contour vertices whose source position is their target position: the
+    eyeball and iris are sampled where they are, unscaled, and the lids cover them. An eye
+    that opens wider keeps the stretched mapping (the hidden sclera is not synthesized).
+    """
+    triangles = triangles.copy()
+    eye_tris = np.flatnonzero(
+        np.r_[topology.eye_interior, np.zeros(len(triangles) - len(topology.eye_interior), bool)]
+    )
+    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+        contour = list(loop)
+        if mouth_opening_px(dst[contour, :2], topo.EYE_UPPER_COUNT) >= mouth_opening_px(
+            src[contour, :2], topo.EYE_UPPER_COUNT
+        ):
+            continue
+        mine = eye_tris[np.isin(triangles[eye_tris], contour).all(axis=1)]
+        copies = {v: len(src_all) + i for i, v in enumerate(contour)}
+        src_all = np.vstack([src_all, dst[contour, :2]])
+        dst_all = np.vstack([dst_all, dst[contour, :2]])
+        depth = np.concatenate([depth, dst[contour, 2]])
+        triangles[mine] = np.vectorize(copies.get)(triangles[mine])
+    return src_all, dst_all, depth, triangles
 
 
 def _paint_mouth(crop, image_rgb, src, dst, roi) -> tuple[np.ndarray, bool]:
