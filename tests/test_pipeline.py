@@ -303,3 +303,29 @@ def test_closing_lids_slide_over_a_still_eyeball(model, landmarker, astronaut):
         window = (slice(y - 1, y + 1), slice(x - 3, x + 4))
         diff = np.abs(out[window].astype(float) - astronaut[window].astype(float)).mean()
         assert diff < 12, diff
+
+
+def test_closing_a_laughing_mouth_hides_its_teeth(model, landmarker, astronaut):
+    from augmentface.blend import blend_face
+    from augmentface.face import topology as topo
+    from augmentface.face.fitting import fit_face
+    from augmentface.frames import offsets_model_to_image
+    from augmentface.render.face_render import render_expression
+
+    face = landmarker.detect(astronaut)[0]  # she laughs, upper teeth showing
+    fit = fit_face(face.landmarks_px, model)
+    delta = offsets_model_to_image(
+        -fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
+    )  # target: neutral
+    rendered = render_expression(astronaut, face.landmarks_px, delta, model)
+    out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi)
+    mouth = np.zeros(astronaut.shape[:2], np.uint8)
+    outer = face.landmarks_px[list(topo.LIPS_OUTER), :2]
+    cv2.fillPoly(mouth, [np.round(outer).astype(np.int32)], 1)
+
+    def teeth(image):  # bright, unsaturated pixels inside the source's lips
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        return int(((hsv[..., 2] > 200) & (hsv[..., 1] < 45) & (mouth > 0)).sum())
+
+    assert teeth(astronaut) > 50
+    assert teeth(out) < 0.3 * teeth(astronaut), (teeth(astronaut), teeth(out))

@@ -30,6 +30,10 @@ FEATHER_FRACTION = 0.25
 #: by this factor: stretching a source's own teeth further than that looks like a grimace.
 MIN_NEW_OPENING_PX = 1.5
 MIN_OPENING_RATIO = 1.25
+#: A closing eye or mouth keeps its interior still only when most of the new opening lies
+#: within the old one; otherwise (a jaw that drops while the lips close) the interior would
+#: show the old lip where the new opening is.
+MIN_STATIC_SHARE = 0.85
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def render_expression(
     dst_all = np.vstack([dst[:, :2], ring])
     depth = np.concatenate([dst[:, 2], np.full(len(ring), far)])
     triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
-    src_all, dst_all, depth, triangles = _static_eyeballs(
+    src_all, dst_all, depth, triangles = _static_interiors(
         src_all, dst_all, depth, triangles, model.topology, src, dst
     )
     h, w = image_rgb.shape[:2]
@@ -136,31 +140,52 @@ def render_expression(
     return RenderedFace(crop, _mask(ring, roi), roi, dst, painted)
 
 
-def _static_eyeballs(src_all, dst_all, depth, triangles, topology, src, dst):
-    """Let closing lids slide over a still eyeball instead of squashing it.
+def _static_interiors(src_all, dst_all, depth, triangles, topology, src, dst):
+    """Let closing lids and lips slide over a still eyeball and still teeth.
 
-    Where an eye's opening shrinks (AU43, AU6, AU7), its interior triangles get their own
-    copies of the eye-contour vertices whose source position is their target position: the
-    eyeball and iris are sampled where they are, unscaled, and the lids cover them. An eye
-    that opens wider keeps the stretched mapping (the hidden sclera is not synthesized).
+    The interior triangles of a closing eye (AU43, AU6, AU7) or mouth get their own copies of
+    the contour vertices whose source position is their target position: eyeball, iris and
+    teeth are sampled where they are, unscaled, and the lids and lips cover them (closing a
+    laughing mouth hides its teeth under lip, with no squashed ghost of them). An opening eye
+    or mouth keeps the stretched mapping; :func:`_paint_mouth` paints a mouth that opens well
+    beyond its old opening (the hidden sclera of a widening eye is not synthesized).
     """
     triangles = triangles.copy()
-    eye_tris = np.flatnonzero(
-        np.r_[topology.eye_interior, np.zeros(len(triangles) - len(topology.eye_interior), bool)]
-    )
-    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+    interior = np.zeros(len(triangles), bool)
+    interior[: len(topology.eye_interior)] = topology.eye_interior | topology.mouth_interior
+    candidates = np.flatnonzero(interior)
+    for loop, upper in (
+        (topo.LEFT_EYE, topo.EYE_UPPER_COUNT),
+        (topo.RIGHT_EYE, topo.EYE_UPPER_COUNT),
+        (topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT),
+    ):
         contour = list(loop)
-        if mouth_opening_px(dst[contour, :2], topo.EYE_UPPER_COUNT) >= mouth_opening_px(
-            src[contour, :2], topo.EYE_UPPER_COUNT
-        ):
+        closing = mouth_opening_px(dst[contour, :2], upper) < mouth_opening_px(
+            src[contour, :2], upper
+        )
+        if not closing or _share_inside(dst[contour, :2], src[contour, :2]) < MIN_STATIC_SHARE:
             continue
-        mine = eye_tris[np.isin(triangles[eye_tris], contour).all(axis=1)]
+        mine = candidates[np.isin(triangles[candidates], contour).all(axis=1)]
         copies = {v: len(src_all) + i for i, v in enumerate(contour)}
         src_all = np.vstack([src_all, dst[contour, :2]])
         dst_all = np.vstack([dst_all, dst[contour, :2]])
         depth = np.concatenate([depth, dst[contour, 2]])
         triangles[mine] = np.vectorize(copies.get)(triangles[mine])
     return src_all, dst_all, depth, triangles
+
+
+def _share_inside(polygon_px: np.ndarray, outer_px: np.ndarray) -> float:
+    """Share of a polygon's area that lies inside another polygon (rasterised at 1/4 px)."""
+    origin = np.minimum(polygon_px.min(axis=0), outer_px.min(axis=0))
+    size = np.ceil((np.maximum(polygon_px.max(axis=0), outer_px.max(axis=0)) - origin) * 4) + 2
+    shape = (int(size[1]), int(size[0]))
+    masks = []
+    for points in (polygon_px, outer_px):
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round((points - origin) * 4).astype(np.int32)], 1)
+        masks.append(mask.astype(bool))
+    area = masks[0].sum()
+    return float((masks[0] & masks[1]).sum() / area) if area else 1.0
 
 
 def _paint_mouth(crop, image_rgb, src, dst, roi) -> tuple[np.ndarray, bool]:
