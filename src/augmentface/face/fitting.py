@@ -2,9 +2,11 @@
 
 1. Pose: a weighted similarity (Umeyama 1991) between the model shape and the landmarks,
    each vertex weighted by how little the AU rig can move it (the skull, not the jaw).
-2. Expression: AU intensities by bounded, ridge-regularised least squares (0–5) of the rig's
-   fields (posed into the image) against the landmarks' deviation from the posed mean shape.
-   Depth (z) is down-weighted: MediaPipe predicts it, it does not measure it.
+2. Expression: ridge-regularised least squares of the rig's fields, as the landmarker follows
+   them (measured gains), posed into the image, against the landmarks' deviation from the
+   posed neutral shape. The signed linear solution is the expression a replacement removes;
+   the bounded (0–5) solution is the reported AU intensities. Depth (z) is down-weighted:
+   MediaPipe predicts it, it does not measure it.
 3. Identity: whatever the pose and expression leave, mapped back to the model frame — the
    face's own shape, so the fitted mesh reproduces the landmarks.
 
