@@ -329,3 +329,21 @@ def test_closing_a_laughing_mouth_hides_its_teeth(model, landmarker, astronaut):
 
     assert teeth(astronaut) > 50
     assert teeth(out) < 0.3 * teeth(astronaut), (teeth(astronaut), teeth(out))
+
+
+def test_worker_processes_give_the_same_rows(tmp_path, astronaut):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(astronaut, 5 * i, axis=0)).save(folder / f"a{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    one = run_fit3dmm([folder], Fit3dmmConfig(workdir=tmp_path / "one", quiet=True))
+    two = run_fit3dmm(
+        [folder], Fit3dmmConfig(workdir=tmp_path / "two", quiet=True, workers=2, recycle_every=2)
+    )
+    assert (one.done, one.n_failed) == (two.done, two.n_failed) == (3, 1)
+    a = read_manifest(tmp_path / "one" / "fits.parquet", FITS, run_first="").df
+    b = read_manifest(tmp_path / "two" / "fits.parquet", FITS, run_first="").df
+    assert list(a.status) == list(b.status)
+    ok = a.status == "ok"
+    np.testing.assert_allclose(np.stack(a.landmarks_px[ok]), np.stack(b.landmarks_px[ok]))

@@ -212,6 +212,14 @@ def fit3dmm(
         int,
         typer.Option(min=1, help="Refuse images whose header declares more pixels than this."),
     ] = 100_000_000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes fitting in parallel (each recycled every 1000 images, as MediaPipe "
+            "leaks memory).",
+        ),
+    ] = 1,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -224,6 +232,7 @@ def fit3dmm(
         proposals=proposals,  # type: ignore[arg-type]
         landmarker=landmarker,
         max_pixels=max_pixels,
+        workers=workers,
         quiet=quiet,
     )
     _finish([_run(run_fit3dmm, inputs, config)], quiet, allow_failures)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,13 +49,17 @@ class Fit3dmmConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     fit: FitConfig = field(default_factory=FitConfig)
     quiet: bool = False
-    #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened after
-    #: this many images.
+    #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened (or its
+    #: worker process replaced) after this many images.
     recycle_every: int = 1000
+    #: Processes fitting in parallel (1: in this process).
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.recycle_every < 1:
             raise UsageError(f"recycle_every must be >= 1, got {self.recycle_every}")
+        if self.workers < 1:
+            raise UsageError(f"workers must be >= 1, got {self.workers}")
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -126,20 +133,52 @@ def fit_image(
     ]
 
 
-def _fit_one(image_path, landmarker, model, config, writer, report) -> None:
-    """Fit one image and add its rows; a failure becomes a row with a status."""
+Outcome = tuple[list[dict], tuple[str, str] | None]  # (rows, (status, message) on failure)
+
+
+def _outcome(image_path: Path, landmarker, model: FaceModel, config: Fit3dmmConfig) -> Outcome:
     try:
-        rows = fit_image(image_path, landmarker, model, config)
+        return fit_image(image_path, landmarker, model, config), None
     except Exception as exc:  # one bad image never stops the run: it gets a status
-        status, message = row_failure(exc, str(image_path))
-        writer.add(
-            {"image_path": str(image_path), "face_index": 0, "status": status, "error": message}
-        )
-        report.fail(status, message)
-        return
-    for row in rows:
-        writer.add(row)
-        report.ok()
+        return [], row_failure(exc, str(image_path))
+
+
+def _fit_in_process(todo, detect_config, model, config) -> Iterator[Outcome]:
+    with contextlib.ExitStack() as landmarkers:
+        landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
+        for count, image_path in enumerate(todo):
+            if count and count % config.recycle_every == 0:
+                landmarkers.close()  # see Fit3dmmConfig.recycle_every
+                landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
+            yield _outcome(image_path, landmarker, model, config)
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(detect_config: DetectConfig, config: Fit3dmmConfig) -> None:
+    landmarker = FaceLandmarker(detect_config).__enter__()
+    atexit.register(landmarker.close)  # the worker is recycled; release MediaPipe's graph
+    _WORKER.update(
+        landmarker=landmarker, model=load_face_model(detect_config.model_path), config=config
+    )
+
+
+def _fit_in_worker(image_path: Path) -> Outcome:
+    return _outcome(image_path, _WORKER["landmarker"], _WORKER["model"], _WORKER["config"])
+
+
+def _fit_in_workers(todo, detect_config, config) -> Iterator[Outcome]:
+    """Fit in a pool of processes, each with its own landmarker, recycled every
+    ``recycle_every`` images (MediaPipe leaks); results come back in input order."""
+    with ProcessPoolExecutor(
+        config.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(detect_config, config),
+        max_tasks_per_child=config.recycle_every,
+    ) as pool:
+        yield from pool.map(_fit_in_worker, todo)
 
 
 def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
@@ -171,16 +210,29 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     detect_config = DetectConfig(
         model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
     )
-    with (
-        ManifestWriter(
-            path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
-        ) as writer,
-        contextlib.ExitStack() as landmarkers,
-    ):
-        landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-        for count, image_path in enumerate(progress(todo, "fit3dmm", len(todo), config.quiet)):
-            if count and count % config.recycle_every == 0:
-                landmarkers.close()  # see Fit3dmmConfig.recycle_every
-                landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-            _fit_one(image_path, landmarker, model, config, writer, report)
+    outcomes = (
+        _fit_in_workers(todo, detect_config, config)
+        if config.workers > 1
+        else _fit_in_process(todo, detect_config, model, config)
+    )
+    with ManifestWriter(
+        path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
+    ) as writer:
+        for image_path, (rows, failure) in progress(
+            zip(todo, outcomes, strict=True), "fit3dmm", len(todo), config.quiet
+        ):
+            if failure is not None:
+                status, message = failure
+                writer.add(
+                    {
+                        "image_path": str(image_path),
+                        "face_index": 0,
+                        "status": status,
+                        "error": message,
+                    }
+                )
+                report.fail(status, message)
+            for row in rows:
+                writer.add(row)
+                report.ok()
     return report
