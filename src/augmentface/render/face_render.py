@@ -136,7 +136,8 @@ def render_expression(
     if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
         raise RenderError(f"face region {roi} is too small or outside the image")
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
-    crop, painted = _paint_mouth(warp.image_rgb, image_rgb, src, dst, roi)
+    crop = _widen_eyes(warp.image_rgb, image_rgb, np.asarray(landmarks_px, np.float64), dst, roi)
+    crop, painted = _paint_mouth(crop, image_rgb, src, dst, roi)
     return RenderedFace(crop, _mask(ring, roi), roi, dst, painted)
 
 
@@ -160,10 +161,13 @@ def _static_interiors(src_all, dst_all, depth, triangles, topology, src, dst):
         (topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT),
     ):
         contour = list(loop)
+        is_eye = loop is not topo.LIPS_INNER
         closing = mouth_opening_px(dst[contour, :2], upper) < mouth_opening_px(
             src[contour, :2], upper
         )
-        if not closing or _share_inside(dst[contour, :2], src[contour, :2]) < MIN_STATIC_SHARE:
+        if is_eye and not closing:
+            pass  # a widening eye keeps its eyeball still too; _widen_eyes paints what shows
+        elif not closing or _share_inside(dst[contour, :2], src[contour, :2]) < MIN_STATIC_SHARE:
             continue
         mine = candidates[np.isin(triangles[candidates], contour).all(axis=1)]
         copies = {v: len(src_all) + i for i, v in enumerate(contour)}
@@ -172,6 +176,79 @@ def _static_interiors(src_all, dst_all, depth, triangles, topology, src, dst):
         depth = np.concatenate([depth, dst[contour, 2]])
         triangles[mine] = np.vectorize(copies.get)(triangles[mine])
     return src_all, dst_all, depth, triangles
+
+
+#: Iris landmarks of MediaPipe's 478-point output: centre, then four points on the rim.
+_IRISES = {id(topo.LEFT_EYE): range(473, 478), id(topo.RIGHT_EYE): range(468, 473)}
+
+
+def _widen_eyes(crop, image_rgb, landmarks_px, dst, roi) -> np.ndarray:
+    """Paint the eyeball that a widening eye (AU5) reveals above or below the old opening.
+
+    The eyeball stays still (:func:`_static_interiors`), so the newly opened band would show
+    the old lid's skin: it gets sclera, coloured from the eye's own visible sclera and shaded
+    under the lid, and the iris continues as a disc around MediaPipe's iris centre, filled
+    from the visible iris mirrored through its centre.
+    """
+    if len(landmarks_px) < 478:
+        return crop
+    out = crop
+    offset = np.array([roi[0], roi[1]], dtype=np.float64)
+    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+        contour = list(loop)
+        src_poly, dst_poly = landmarks_px[contour, :2], dst[contour, :2]
+        if mouth_opening_px(dst_poly, topo.EYE_UPPER_COUNT) <= 1.05 * mouth_opening_px(
+            src_poly, topo.EYE_UPPER_COUNT
+        ):
+            continue
+        out = _paint_revealed_eyeball(
+            out,
+            image_rgb,
+            src_poly - offset,
+            dst_poly - offset,
+            landmarks_px[list(_IRISES[id(loop)]), :2] - offset,
+            roi,
+        )
+    return out
+
+
+def _paint_revealed_eyeball(crop, image_rgb, src_poly, dst_poly, iris, roi) -> np.ndarray:
+    shape = crop.shape[:2]
+    # The old opening, less the band along its rim where the old lashes and lid shadow lie.
+    rim = max(1, round(0.2 * mouth_opening_px(src_poly, topo.EYE_UPPER_COUNT)))
+    old = cv2.erode(_fill(src_poly, shape).astype(np.uint8), np.ones((2 * rim + 1, 1), np.uint8))
+    old = old.astype(bool)
+    new = _fill(dst_poly, shape) & ~old
+    if not new.any():
+        return crop
+    centre = iris[0]
+    radius = float(np.mean(np.linalg.norm(iris[1:] - centre, axis=1)))
+    ys, xs = np.nonzero(new)
+    in_iris = np.hypot(xs - centre[0], ys - centre[1]) <= radius
+    source = image_rgb[roi[1] : roi[3], roi[0] : roi[2]]
+    visible = old & ~_disc(centre, radius * 1.1, shape)
+    sclera = np.median(source[visible], axis=0) if visible.any() else np.array([225, 215, 205])
+    out = crop.copy()
+    # Shade the sclera toward the lid margin the way the lid's shadow falls on a real eye.
+    height = max(np.ptp(dst_poly[:, 1]), 1.0)
+    depth = np.clip((ys - dst_poly[:, 1].min()) / height, 0.0, 1.0)[:, None]
+    out[ys, xs] = np.clip(sclera * (0.8 + 0.2 * depth), 0, 255).astype(np.uint8)
+    mirror_x = np.clip(np.round(xs[in_iris]).astype(int), 0, shape[1] - 1)
+    mirror_y = np.clip(np.round(2 * centre[1] - ys[in_iris]).astype(int), 0, shape[0] - 1)
+    out[ys[in_iris], xs[in_iris]] = source[mirror_y, mirror_x]
+    soft = cv2.GaussianBlur(new.astype(np.float32), (0, 0), 0.7)[..., None]
+    return np.round(soft * out + (1 - soft) * crop).astype(np.uint8)
+
+
+def _fill(polygon_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon_px * 16).astype(np.int32)], 1, shift=4)
+    return mask.astype(bool)
+
+
+def _disc(centre: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(xs - centre[0], ys - centre[1]) <= radius
 
 
 def _share_inside(polygon_px: np.ndarray, outer_px: np.ndarray) -> float:
