@@ -30,9 +30,9 @@ FEATHER_FRACTION = 0.25
 #: by this factor: stretching a source's own teeth further than that looks like a grimace.
 MIN_NEW_OPENING_PX = 1.5
 MIN_OPENING_RATIO = 1.25
-#: A closing eye or mouth keeps its interior still only when most of the new opening lies
-#: within the old one; otherwise (a jaw that drops while the lips close) the interior would
-#: show the old lip where the new opening is.
+#: A closing mouth keeps its teeth still only when most of the new opening lies within the
+#: old one; otherwise (a jaw that drops while the lips close) the interior would show the old
+#: lip where the new opening is.
 MIN_STATIC_SHARE = 0.85
 
 
@@ -142,14 +142,14 @@ def render_expression(
 
 
 def _static_interiors(src_all, dst_all, depth, triangles, topology, src, dst):
-    """Let closing lids and lips slide over a still eyeball and still teeth.
+    """Let lids and closing lips slide over a still eyeball and still teeth.
 
-    The interior triangles of a closing eye (AU43, AU6, AU7) or mouth get their own copies of
-    the contour vertices whose source position is their target position: eyeball, iris and
-    teeth are sampled where they are, unscaled, and the lids and lips cover them (closing a
-    laughing mouth hides its teeth under lip, with no squashed ghost of them). An opening eye
-    or mouth keeps the stretched mapping; :func:`_paint_mouth` paints a mouth that opens well
-    beyond its old opening (the hidden sclera of a widening eye is not synthesized).
+    The interior triangles of the eyes, and of a closing mouth, get their own copies of the
+    contour vertices whose source position is their target position: eyeball, iris and teeth
+    are sampled where they are, unscaled, and the lids and lips move over them (closing eyes
+    hide the iris under lid; closing a laughing mouth hides its teeth under lip, with no
+    squashed ghost of them). An opening mouth keeps the stretched mapping, and
+    :func:`_paint_mouth` paints one that opens well beyond its old opening.
     """
     triangles = triangles.copy()
     interior = np.zeros(len(triangles), bool)
@@ -161,13 +161,12 @@ def _static_interiors(src_all, dst_all, depth, triangles, topology, src, dst):
         (topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT),
     ):
         contour = list(loop)
-        is_eye = loop is not topo.LIPS_INNER
-        closing = mouth_opening_px(dst[contour, :2], upper) < mouth_opening_px(
-            src[contour, :2], upper
-        )
-        if is_eye and not closing:
-            pass  # a widening eye keeps its eyeball still too; _widen_eyes paints what shows
-        elif not closing or _share_inside(dst[contour, :2], src[contour, :2]) < MIN_STATIC_SHARE:
+        # Eyeballs always stay still (_widen_eyes paints what a widening eye reveals); the
+        # teeth only while the mouth closes within its old opening.
+        if loop is topo.LIPS_INNER and (
+            mouth_opening_px(dst[contour, :2], upper) >= mouth_opening_px(src[contour, :2], upper)
+            or _share_inside(dst[contour, :2], src[contour, :2]) < MIN_STATIC_SHARE
+        ):
             continue
         mine = candidates[np.isin(triangles[candidates], contour).all(axis=1)]
         copies = {v: len(src_all) + i for i, v in enumerate(contour)}
