@@ -9,7 +9,6 @@ import pytest
 
 from augmentface.blend import blend_face
 from augmentface.face.fitting import fit_face
-from augmentface.frames import offsets_model_to_image
 from augmentface.imageio import read_image
 from augmentface.render.face_render import render_expression
 
@@ -36,20 +35,23 @@ def _neutral_faces(shared_faces, landmarker):
             yield image, faces[0], scores
 
 
+def synthesize_and_detect(image, face, fit, aus, model, landmarker):
+    """Replace the face's expression with ``aus``, blend, and detect the face again."""
+    delta = fit.expression_change_px(model.rig.offsets(model.rig.vector(aus)))
+    rendered = render_expression(image, face.landmarks_px, delta, model)
+    out = blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi)
+    again = landmarker.detect(out)
+    assert again, "the face must still be found after synthesis"
+    return again
+
+
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_expression_response(name, shared_faces, landmarker, model):
     aus, keys, minimum = TARGETS[name]
     gains = []
     for image, face, before in _neutral_faces(shared_faces, landmarker):
         fit = fit_face(face.landmarks_px, model)
-        target = model.rig.offsets(model.rig.vector(aus))
-        delta = offsets_model_to_image(
-            target - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
-        )
-        rendered = render_expression(image, face.landmarks_px, delta, model)
-        out = blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi)
-        again = landmarker.detect(out)
-        assert again, "the face must still be found after synthesis"
+        again = synthesize_and_detect(image, face, fit, aus, model, landmarker)
         after = dict(zip(again[0].blendshape_names, again[0].blendshape_scores, strict=True))
         gains.append(np.mean([after[k] - before[k] for k in keys]))
     assert len(gains) >= 10, "expected at least 10 near-neutral photos"

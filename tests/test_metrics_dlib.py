@@ -18,7 +18,6 @@ import pytest
 from augmentface.errors import ModelFileError
 from augmentface.face.detect import FaceDetection, FaceLandmarker, iou
 from augmentface.imageio import read_image
-from augmentface.metrics import dlib_models
 from augmentface.metrics.dlib_models import (
     ENV_VAR,
     RECOGNITION_FILE,
@@ -66,7 +65,7 @@ def fake_package(monkeypatch: pytest.MonkeyPatch, folder: Path | None) -> None:
         spec.submodule_search_locations = [str(folder)]
         return spec
 
-    monkeypatch.setattr(dlib_models.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
 def test_default_finds_shipped_copies(no_env: None) -> None:

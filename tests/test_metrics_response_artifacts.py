@@ -11,7 +11,6 @@ import pytest
 from augmentface.blend import alpha_blend, blend_face
 from augmentface.expression.au_rig import AU_ALIASES, AU_SPECS
 from augmentface.face.fitting import fit_face
-from augmentface.frames import offsets_model_to_image
 from augmentface.metrics.artifacts import outside_unchanged, seam_band, seam_ratio, seam_score
 from augmentface.metrics.blendshapes_facs import (
     AU_BLENDSHAPES,
@@ -216,11 +215,7 @@ def test_astronaut_smile_seams_and_response(model, landmarker, astronaut, astron
     fit = fit_face(astronaut_face.landmarks_px, model)
 
     def render(aus: dict[int, float]):
-        delta = offsets_model_to_image(
-            model.rig.offsets(model.rig.vector(aus)) - fit.expression_offsets_model_mm,
-            fit.rotation,
-            fit.scale_px_per_mm,
-        )
+        delta = fit.expression_change_px(model.rig.offsets(model.rig.vector(aus)))
         return render_expression(astronaut, astronaut_face.landmarks_px, delta, model)
 
     smile, neutral = render({6: 3, 12: 4}), render({})

@@ -187,15 +187,12 @@ def test_outside_the_mask_is_untouched(tmp_path, astronaut_file, monkeypatch):
 def test_own_expression_reproduces_the_photo(model, landmarker, astronaut, method):
     from augmentface.blend import blend_face
     from augmentface.face.fitting import fit_face
-    from augmentface.frames import offsets_model_to_image
     from augmentface.render.face_render import render_expression
 
     face = landmarker.detect(astronaut)[0]
     fit = fit_face(face.landmarks_px, model)
     own = fit.expression_offsets_model_mm  # the synthesis target: the face's own expression
-    delta = offsets_model_to_image(
-        own - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
-    )
+    delta = fit.expression_change_px(own)
     rendered = render_expression(astronaut, face.landmarks_px, delta, model)
     out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi, method)
     x0, y0, x1, y1 = rendered.roi
@@ -282,15 +279,12 @@ def test_report_command_writes_page_and_sheet(tmp_path, astronaut_file):
 def test_closing_lids_slide_over_a_still_eyeball(model, landmarker, astronaut):
     from augmentface.blend import blend_face
     from augmentface.face.fitting import fit_face
-    from augmentface.frames import offsets_model_to_image
     from augmentface.render.face_render import render_expression
 
     face = landmarker.detect(astronaut)[0]
     fit = fit_face(face.landmarks_px, model)
     target = model.rig.offsets(model.rig.vector({43: 2.5}))
-    delta = offsets_model_to_image(
-        target - fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
-    )
+    delta = fit.expression_change_px(target)
     rendered = render_expression(astronaut, face.landmarks_px, delta, model)
     out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi)
     dst = rendered.target_verts_px
@@ -309,14 +303,11 @@ def test_closing_a_laughing_mouth_hides_its_teeth(model, landmarker, astronaut):
     from augmentface.blend import blend_face
     from augmentface.face import topology as topo
     from augmentface.face.fitting import fit_face
-    from augmentface.frames import offsets_model_to_image
     from augmentface.render.face_render import render_expression
 
     face = landmarker.detect(astronaut)[0]  # she laughs, upper teeth showing
     fit = fit_face(face.landmarks_px, model)
-    delta = offsets_model_to_image(
-        -fit.expression_offsets_model_mm, fit.rotation, fit.scale_px_per_mm
-    )  # target: neutral
+    delta = fit.expression_change_px(np.zeros((468, 3)))  # target: neutral
     rendered = render_expression(astronaut, face.landmarks_px, delta, model)
     out = blend_face(astronaut, rendered.image_rgb, rendered.alpha, rendered.roi)
     mouth = np.zeros(astronaut.shape[:2], np.uint8)

@@ -82,6 +82,15 @@ class FaceFit:
         """(yaw, pitch, roll) in degrees."""
         return head_angles_deg(self.rotation)
 
+    def expression_change_px(self, target_offsets_model_mm: np.ndarray) -> np.ndarray:
+        """(468, 3) image-frame displacement (px) that replaces the fitted expression with a
+        target one (replace semantics), ready for :func:`render_expression`."""
+        return offsets_model_to_image(
+            target_offsets_model_mm - self.expression_offsets_model_mm,
+            self.rotation,
+            self.scale_px_per_mm,
+        )
+
     def verts_px(
         self, model: FaceModel, expression_offsets_model_mm: np.ndarray | None = None
     ) -> np.ndarray:

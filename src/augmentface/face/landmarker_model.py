@@ -36,6 +36,7 @@ __all__ = [
     "file_sha256",
     "locate_landmarker",
     "model_id",
+    "package_dirs",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def _user_file(path: str | os.PathLike[str], source: str, how: str) -> Landmarke
     return LandmarkerModel(path=resolved, sha256=sha, source=source)
 
 
-def _package_dirs(package: str) -> list[Path]:
+def package_dirs(package: str) -> list[Path]:
     """Folders of an installed package, found without importing it (empty if not installed)."""
     try:
         spec = importlib.util.find_spec(package)
@@ -175,7 +176,7 @@ def _package_dirs(package: str) -> list[Path]:
 def _shipped_file() -> LandmarkerModel | None:
     """Return the first shipped copy found, verified against the reference hash."""
     for package, relative in SHIPPED_LOCATIONS:
-        for folder in _package_dirs(package):
+        for folder in package_dirs(package):
             candidate = folder / relative
             if not candidate.is_file():
                 continue

@@ -21,7 +21,6 @@ loaded on first use and cached per file.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import math
 import os
@@ -34,7 +33,7 @@ import dlib
 import numpy as np
 
 from augmentface.errors import ModelFileError
-from augmentface.face.landmarker_model import file_sha256
+from augmentface.face.landmarker_model import file_sha256, package_dirs
 
 __all__ = [
     "BOX_HEIGHT_SCALE",
@@ -136,18 +135,6 @@ class DlibModels:
         return {f.path.name: f.sha256 for f in (self.recognition, self.shape68, self.shape5)}
 
 
-def _package_dirs(package: str) -> list[Path]:
-    """Folders of an installed package, found without importing it (empty if not installed)."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        # A broken or half-installed package is the same as an absent one for our purpose.
-        return []
-    if spec is None or spec.submodule_search_locations is None:
-        return []
-    return [Path(location) for location in spec.submodule_search_locations]
-
-
 def _files_in(folder: Path) -> dict[str, ModelFile] | None:
     """The three files in ``folder`` with their hashes, or None if any is missing."""
     paths = {name: folder / name for name in REFERENCE_SHA256}
@@ -191,7 +178,7 @@ def _user_folder(value: str) -> DlibModels:
 
 def _shipped_folder() -> DlibModels | None:
     """Return the shipped copies, verified against the reference hashes, or None."""
-    for package_dir in _package_dirs(_PACKAGE):
+    for package_dir in package_dirs(_PACKAGE):
         folder = (package_dir / _PACKAGE_FOLDER).resolve()
         files = _files_in(folder)
         if files is None:
