@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augmentface.datasets.frames import read_frame
 from augmentface.imageio import read_image, write_image_atomic
 from augmentface.manifest import read_manifest
 from augmentface.stages.common import FITS_FILE, LABELS_FILE, OUTPUT_DIR
@@ -67,7 +68,7 @@ def write_contact_sheet(workdir: Path, path: Path, max_columns: int = 9) -> Path
     rows = []
     for (image_path, face), group in labels.groupby(["image_path", "face_index"], sort=True):
         fit = fits[(fits.image_path == image_path) & (fits.face_index == face)].iloc[0]
-        source = read_image(image_path)
+        source = read_frame(image_path)
         tiles = [_tile(_crop(source, fit.bbox_px), ["source", Path(image_path).name[:24]])]
         for row in group.sort_values(["target_id", "sample"]).to_dict("records")[:max_columns]:
             tiles.append(_tile(_crop(read_image(row["output_path"]), fit.bbox_px), caption(row)))

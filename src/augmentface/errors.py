@@ -74,3 +74,25 @@ class MissingManifestError(UsageError):
 
 class ModelFileError(UsageError):
     """A model file (e.g. ``face_landmarker.task``) is missing or fails its checksum."""
+
+
+class DatasetLayoutError(UsageError):
+    """A dataset root lacks a file or folder its layout requires; the message names it."""
+
+
+class LabelError(RowError):
+    """A frame's label is invalid (a dataset's invalid marker, out of range, unparsable)."""
+
+    status = "invalid_label"
+
+
+class LabelMismatchError(LabelError):
+    """A clip's label file covers a different number of frames than its video has."""
+
+    status = "label_mismatch"
+
+
+class MissingLabelError(LabelError):
+    """A dataset that labels every frame has no label for this one."""
+
+    status = "missing_label"

@@ -23,8 +23,9 @@ from matplotlib.figure import Figure
 
 from augmentface.atomic import atomic_write_text
 from augmentface.contact_sheet import CAPTION_PX, TILE_PX, _crop, _tile, caption
+from augmentface.datasets.frames import read_frame
 from augmentface.errors import RowError
-from augmentface.imageio import encode_image, read_image, write_image_atomic
+from augmentface.imageio import encode_image, write_image_atomic
 from augmentface.manifest import STATUS_OK, read_manifest
 from augmentface.stages.common import FITS_FILE, LABELS_FILE, OUTPUT_DIR
 from augmentface.stages.evaluate import (
@@ -164,7 +165,7 @@ def _crops(rows: pd.DataFrame, boxes: dict) -> list[tuple[np.ndarray, np.ndarray
 def _face_crop(path: str, bbox: np.ndarray) -> np.ndarray:
     """The face crop of an image; a grey tile when the file cannot be read (moved, deleted)."""
     try:
-        return _crop(read_image(path), bbox)
+        return _crop(read_frame(path), bbox)
     except RowError:
         return np.full((TILE_PX, TILE_PX, 3), 128, np.uint8)
 

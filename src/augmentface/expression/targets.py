@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from augmentface.errors import UsageError
-from augmentface.expression import va_prior
+from augmentface.expression import emotion_prior, va_prior
 from augmentface.expression.au_rig import AU_ALIASES, AURig, spec_for
 
 #: Standard deviation, in AU intensity units, of the seeded jitter around a target when several
@@ -33,16 +33,22 @@ class ExpressionTarget:
 
     ``aus`` maps AU number -> intensity (0–5). For VA targets, ``valence``/``arousal`` hold the
     requested pair and ``label_valence``/``label_arousal`` the label to write (the pair itself,
-    or its class median); for AU targets they are NaN.
+    or its class median); for AU targets they are NaN. Emotion targets name their category
+    and intensity (0–1). Frames of a smooth path share a ``sequence`` id and are numbered by
+    ``frame`` (-1 outside a path).
     """
 
     target_id: str
-    kind: str  # "au" or "va"
+    kind: str  # "au", "va", "emotion" or "transfer"
     aus: Mapping[int, float] = field(default_factory=dict)
     valence: float = math.nan
     arousal: float = math.nan
     label_valence: float = math.nan
     label_arousal: float = math.nan
+    emotion: str | None = None
+    emotion_intensity: float = math.nan
+    sequence: str | None = None
+    frame: int = -1
 
 
 _AU_ITEM = re.compile(r"^\s*(?:AU)?\s*(\d+)\s*=\s*([-+0-9.eE]+)\s*$", re.IGNORECASE)
@@ -77,13 +83,26 @@ def au_target(aus: Mapping[int, float]) -> ExpressionTarget:
     return ExpressionTarget(target_id=target_id, kind="au", aus=dict(aus))
 
 
-def va_target(valence: float, arousal: float, *, label: str = "target") -> ExpressionTarget:
-    """A VA target through the built-in prior; ``label`` is "target" or "class-median"."""
+def va_target(
+    valence: float,
+    arousal: float,
+    *,
+    label: str = "target",
+    class_median: Callable[[float, float], tuple[float, float]] | None = None,
+) -> ExpressionTarget:
+    """A VA target; ``label`` is "target" or "class-median".
+
+    ``class_median(valence, arousal)`` gives the label of the target's class: a learned
+    model's median of its training frames; by default (prior mode) the class centre.
+    """
     va_prior.check_va(valence, arousal)
     if label not in ("target", "class-median"):
         raise UsageError(f"label must be 'target' or 'class-median', got {label!r}")
     if label == "class-median":
-        lv, la = va_prior.va_class_center(va_prior.va_class(valence, arousal))
+        if class_median is None:
+            lv, la = va_prior.va_class_center(va_prior.va_class(valence, arousal))
+        else:
+            lv, la = class_median(valence, arousal)
     else:
         lv, la = valence, arousal
     return ExpressionTarget(
@@ -97,10 +116,28 @@ def va_target(valence: float, arousal: float, *, label: str = "target") -> Expre
     )
 
 
-def va_grid(*, label: str = "class-median") -> list[ExpressionTarget]:
-    """One target at the centre of each of the 100 classes of the VA square."""
-    centres = [va_prior.va_class_center(i) for i in range(100)]
-    return [va_target(v, a, label=label) for v, a in centres]
+def va_grid(
+    *,
+    label: str = "class-median",
+    classes: Iterable[int] = range(100),
+    class_median: Callable[[float, float], tuple[float, float]] | None = None,
+) -> list[ExpressionTarget]:
+    """One target at the centre of each given class of the VA square (default: all 100)."""
+    centres = [va_prior.va_class_center(i) for i in classes]
+    return [va_target(v, a, label=label, class_median=class_median) for v, a in centres]
+
+
+def emotion_target(emotion: str, intensity: float = 1.0) -> ExpressionTarget:
+    """A categorical emotion at ``intensity`` (0–1), with its EMFACS prototype's AUs."""
+    aus = emotion_prior.emotion_aus(emotion, intensity)  # validates both
+    name = emotion_prior.canonical_emotion(emotion)
+    return ExpressionTarget(
+        target_id=f"{name}@{intensity:g}",
+        kind="emotion",
+        aus=aus,
+        emotion=name,
+        emotion_intensity=float(intensity),
+    )
 
 
 def read_targets_csv(path: str | Path, *, label: str = "target") -> list[ExpressionTarget]:

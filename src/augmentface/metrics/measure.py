@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from augmentface.datasets.frames import read_frame
 from augmentface.face.detect import FaceDetection, FaceLandmarker
-from augmentface.imageio import read_image
 from augmentface.metrics.artifacts import outside_unchanged, seam_ratio
 from augmentface.metrics.blendshapes_facs import au_response
 from augmentface.metrics.geometry import (
@@ -49,7 +49,7 @@ class OutputMeasurer:
     def source(self, image_path: str) -> np.ndarray:
         """The source photo (decoded once while consecutive rows share it)."""
         if image_path != self._source_path:
-            self._source_path, self._source = image_path, read_image(image_path)
+            self._source_path, self._source = image_path, read_frame(image_path)
             self._embeddings = {}
         return self._source
 

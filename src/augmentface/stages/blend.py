@@ -11,10 +11,12 @@ import numpy as np
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
+from augmentface.datasets.frames import read_frame
+from augmentface.datasets.layouts import LAYOUTS, write_layout
 from augmentface.errors import RenderError, UsageError
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image, write_image_atomic
-from augmentface.manifest import ManifestWriter, done_keys, read_manifest
+from augmentface.manifest import ManifestWriter, done_keys, read_manifest, write_manifest
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
@@ -29,8 +31,23 @@ from augmentface.stages.common import (
 )
 from augmentface.stages.render import sample_name
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
+from augmentface.video import write_video
 
-LABEL_COLUMNS = ("kind", *AU_NAMES, "valence", "arousal", "va_class")
+#: Columns copied from the target to the label row.
+LABEL_COLUMNS = (
+    "subject_id",
+    "clip_id",
+    "sequence",
+    "frame",
+    "kind",
+    *AU_NAMES,
+    "valence",
+    "arousal",
+    "va_class",
+    "emotion",
+    "emotion_intensity",
+)
+SEQUENCES_DIR = "sequences"
 
 
 @dataclass(frozen=True)
@@ -45,9 +62,19 @@ class BlendConfig:
     jpeg_quality: int = 95
     gates: QualityGates = field(default_factory=QualityGates)
     keep_rejected: bool = False
+    #: Also write the outputs in a dataset's own layout ("flat", "disfa", "afew-va",
+    #: "affwild2"), under ``layout_root`` (default ``<output>/<layout>``).
+    layout: str | None = None
+    layout_root: Path | None = None
+    #: Frame rate of the videos written for smooth paths (``synth-va --path``).
+    fps: float = 25.0
     quiet: bool = False
 
     def __post_init__(self) -> None:
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise UsageError(f"unknown layout {self.layout!r}; allowed: {', '.join(LAYOUTS)}")
+        if not self.fps > 0:
+            raise UsageError(f"fps must be > 0, got {self.fps}")
         if self.method not in BLEND_METHODS:
             raise UsageError(
                 f"unknown blend method {self.method!r}; allowed: {', '.join(BLEND_METHODS)}"
@@ -117,6 +144,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "jpeg_quality": config.jpeg_quality,
         "gates": asdict(config.gates),
         "keep_rejected": config.keep_rejected,
+        "fps": config.fps,
     }
     previous = previous_rows(path, LABELS, params)
     done = done_keys(previous, LABELS)
@@ -151,7 +179,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
             name = f"{sample_name(**key)}.{config.image_format}"
             try:
                 if cached is None or cached[0] != row["image_path"]:
-                    cached = (row["image_path"], read_image(row["image_path"]))
+                    cached = (row["image_path"], read_frame(row["image_path"]))
                 crop, alpha = _read_render(row["render_path"])
                 roi = tuple(int(v) for v in row["roi_px"])
                 image = blend_face(cached[1], crop, alpha, roi, config.method)
@@ -183,8 +211,49 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
                 report.reject(f"{file.name}: {'; '.join(rejected)}")
             else:
                 report.ok()
+    if config.layout is not None:
+        root = config.layout_root or out_dir / config.layout
+        _write_layout(path, renders.df, config.layout, root)
+    _write_sequences(path, out_dir / SEQUENCES_DIR, config.fps)
     _write_csv(path)
     return report
+
+
+def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
+    """Write the finished outputs in a dataset's layout and record where each one went."""
+    manifest = read_manifest(labels_path, LABELS, run_first="augmentface blend")
+    labels = manifest.df
+    ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
+    landmarks = {
+        tuple(r[k] for k in LABELS.key): r["target_ibug68_px"]
+        for r in renders.to_dict("records")
+    }
+    ok["ibug68_px"] = [landmarks.get(tuple(r[k] for k in LABELS.key)) for _, r in ok.iterrows()]
+    written = write_layout(layout, ok, root)
+    labels.loc[written.index, "layout_path"] = written["frame_ref"].where(
+        written["frame_ref"].notna(), written["written_path"]
+    )
+    meta = manifest.meta
+    write_manifest(
+        labels_path,
+        labels,
+        LABELS,
+        params={**meta["params"], "layout": layout, "layout_root": str(root)},
+        seed=meta.get("seed"),
+        face_model_id=meta.get("face_model_id"),
+    )
+
+
+def _write_sequences(labels_path: Path, folder: Path, fps: float) -> None:
+    """One video per smooth path (``synth-va --path``): its frames in order."""
+    labels = read_manifest(labels_path, LABELS, run_first="augmentface blend").df
+    paths = labels[(labels["status"] == "ok") & labels["sequence"].notna()]
+    for (image_path, face, sequence, sample), group in paths.groupby(
+        ["image_path", "face_index", "sequence", "sample"], sort=True
+    ):
+        frames = [read_image(p) for p in group.sort_values("frame")["output_path"]]
+        stem = sample_name(image_path, int(face), str(sequence), int(sample))
+        write_video(folder / f"{stem}.mp4", frames, fps)
 
 
 def _write_csv(labels_path: Path) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from augmentface.datasets.frames import read_frame
+from augmentface.datasets.schema import read_sources
 from augmentface.errors import FitError, NoFaceError, UsageError
 from augmentface.face.detect import (
     BLENDSHAPE_NAMES,
@@ -20,10 +22,10 @@ from augmentface.face.detect import (
     FaceDetection,
     FaceLandmarker,
 )
-from augmentface.face.fitting import FaceFit, FitConfig, fit_face
+from augmentface.face.fitting import FitConfig, fit_face
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
-from augmentface.imageio import DEFAULT_MAX_PIXELS, read_image
+from augmentface.imageio import DEFAULT_MAX_PIXELS
 from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
@@ -33,7 +35,9 @@ from augmentface.stages.common import (
     progress,
     row_failure,
 )
-from augmentface.stages.schemas import AU_NAMES, FITS
+from augmentface.stages.schemas import AU_NAMES, FITS, SOURCE_LABEL_COLUMNS
+
+SOURCES_FILE = "sources.parquet"
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -54,6 +58,9 @@ class Fit3dmmConfig:
     recycle_every: int = 1000
     #: Processes fitting in parallel (1: in this process).
     workers: int = 1
+    #: A source manifest written by ``augmentface import`` (frames, subjects, labels); used
+    #: instead of image paths. Default when no images are given: ``<workdir>/sources.parquet``.
+    sources: Path | None = None
 
     def __post_init__(self) -> None:
         if self.recycle_every < 1:
@@ -82,10 +89,62 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _face_row(image: Path, index: int, n: int, shape, face: FaceDetection, fit: FaceFit) -> dict:
+@dataclass(frozen=True)
+class FaceSource:
+    """One image to fit: its frame reference and what its dataset says about it."""
+
+    image_path: str  # a still's path or a video frame reference (augmentface.datasets.frames)
+    subject_id: str
+    dataset: str = "images"
+    clip_id: str | None = None
+    frame_index: int = -1
+    labels: Mapping[str, Any] = field(default_factory=dict)  # SOURCE_LABEL_COLUMNS present
+
+    def columns(self) -> dict[str, Any]:
+        """The manifest columns that describe the source, for every row of its image."""
+        return {
+            "image_path": self.image_path,
+            "dataset": self.dataset,
+            "subject_id": self.subject_id,
+            "clip_id": self.clip_id,
+            "frame_index": self.frame_index,
+            **self.labels,
+        }
+
+
+def sources_from_paths(inputs: Sequence[str | Path]) -> list[FaceSource]:
+    """Images named directly: each file is its own subject (its stem), without labels."""
+    return [FaceSource(str(p), subject_id=p.stem) for p in list_images(inputs)]
+
+
+def sources_from_manifest(path: Path) -> list[FaceSource]:
+    """Every frame of a source manifest (``augmentface import``), with subject and labels.
+
+    Frames whose *labels* are invalid are fitted too (their labels are NaN): the image is
+    good, and the fits manifest records what the dataset said through the labels.
+    """
+    df = read_sources(path).df
+    labels = df[list(SOURCE_LABEL_COLUMNS)]
+    labels = labels.astype(object).where(labels.notna(), None)
+    return [
+        FaceSource(
+            image_path=row.image_path,
+            subject_id=row.subject_id,
+            dataset=row.dataset,
+            clip_id=row.clip_id,
+            frame_index=int(row.frame_index),
+            labels={k: v for k, v in label.items() if v is not None},
+        )
+        for row, label in zip(
+            df.itertuples(index=False), labels.to_dict("records"), strict=True
+        )
+    ]
+
+
+def _face_row(source: FaceSource, index: int, n: int, shape, face: FaceDetection, fit) -> dict:
     yaw, pitch, roll = fit.head_angles_deg
     row = {
-        "image_path": str(image),
+        **source.columns(),
         "face_index": index,
         "n_faces": n,
         "width_px": shape[1],
@@ -111,18 +170,20 @@ def _face_row(image: Path, index: int, n: int, shape, face: FaceDetection, fit: 
 
 
 def fit_image(
-    image_path: Path, landmarker: FaceLandmarker, model: FaceModel, config: Fit3dmmConfig
+    source: FaceSource, landmarker: FaceLandmarker, model: FaceModel, config: Fit3dmmConfig
 ) -> list[dict]:
     """Manifest rows for one image: one per face kept, or one failed row."""
-    image = read_image(image_path, max_pixels=config.max_pixels)
+    image = read_frame(source.image_path, max_pixels=config.max_pixels)
     faces = landmarker.detect(image)
     if not faces:
-        raise NoFaceError(f"{image_path}: no face found")
+        raise NoFaceError(f"{source.image_path}: no face found")
     if faces[0].blendshape_names != BLENDSHAPE_NAMES:
-        raise FitError(f"{image_path}: the landmarker reports other blendshapes than expected")
+        raise FitError(
+            f"{source.image_path}: the landmarker reports other blendshapes than expected"
+        )
     return [
         _face_row(
-            image_path,
+            source,
             i,
             len(faces),
             image.shape,
@@ -136,21 +197,21 @@ def fit_image(
 Outcome = tuple[list[dict], tuple[str, str] | None]  # (rows, (status, message) on failure)
 
 
-def _outcome(image_path: Path, landmarker, model: FaceModel, config: Fit3dmmConfig) -> Outcome:
+def _outcome(source: FaceSource, landmarker, model: FaceModel, config: Fit3dmmConfig) -> Outcome:
     try:
-        return fit_image(image_path, landmarker, model, config), None
+        return fit_image(source, landmarker, model, config), None
     except Exception as exc:  # one bad image never stops the run: it gets a status
-        return [], row_failure(exc, str(image_path))
+        return [], row_failure(exc, source.image_path)
 
 
 def _fit_in_process(todo, detect_config, model, config) -> Iterator[Outcome]:
     with contextlib.ExitStack() as landmarkers:
         landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-        for count, image_path in enumerate(todo):
+        for count, source in enumerate(todo):
             if count and count % config.recycle_every == 0:
                 landmarkers.close()  # see Fit3dmmConfig.recycle_every
                 landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-            yield _outcome(image_path, landmarker, model, config)
+            yield _outcome(source, landmarker, model, config)
 
 
 _WORKER: dict = {}
@@ -164,8 +225,8 @@ def _start_worker(detect_config: DetectConfig, config: Fit3dmmConfig) -> None:
     )
 
 
-def _fit_in_worker(image_path: Path) -> Outcome:
-    return _outcome(image_path, _WORKER["landmarker"], _WORKER["model"], _WORKER["config"])
+def _fit_in_worker(source: FaceSource) -> Outcome:
+    return _outcome(source, _WORKER["landmarker"], _WORKER["model"], _WORKER["config"])
 
 
 def _fit_in_workers(todo, detect_config, config) -> Iterator[Outcome]:
@@ -182,19 +243,34 @@ def _fit_in_workers(todo, detect_config, config) -> Iterator[Outcome]:
 
 
 def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
-    """Detect and fit every face in ``inputs``; write ``<workdir>/fits.parquet``.
+    """Detect and fit every face in ``inputs`` (image files or folders) or, with
+    ``config.sources`` (or no inputs and ``<workdir>/sources.parquet`` present), in every frame
+    of a source manifest; write ``<workdir>/fits.parquet``.
 
     Resumable: images whose rows are already ``ok`` in a manifest of the same job are skipped.
     """
     config = config or Fit3dmmConfig()
-    images = list_images(inputs)
-    if not images:
-        raise UsageError(f"no images found in {', '.join(map(str, inputs)) or '(no inputs)'}")
+    sources_path = config.sources
+    if sources_path is None and not inputs:
+        default = Path(config.workdir) / SOURCES_FILE
+        sources_path = default if default.is_file() else None
+    if sources_path is not None and inputs:
+        raise UsageError("give either images or a source manifest (--sources), not both")
+    if sources_path is not None:
+        sources = sources_from_manifest(Path(sources_path))
+        what: dict[str, Any] = {"sources": str(Path(sources_path).resolve()), "n": len(sources)}
+    else:
+        sources = sources_from_paths(inputs)
+        what = {"inputs": [s.image_path for s in sources]}
+    if not sources:
+        raise UsageError(
+            f"no images found in {', '.join(map(str, inputs)) or sources_path or '(no inputs)'}"
+        )
     landmarker_file = locate_landmarker(config.landmarker)
     model = load_face_model(landmarker_file)
     path = Path(config.workdir) / FITS_FILE
     params = {
-        "inputs": [str(p) for p in images],
+        **what,
         "all_faces": config.all_faces,
         "proposals": config.proposals,
         "max_pixels": config.max_pixels,
@@ -206,7 +282,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     previous = previous_rows(path, FITS, params)
     done_images = {key[0] for key in done_keys(previous, FITS)}
     report = StageReport("fit3dmm", path, skipped=len(done_images))
-    todo = [p for p in images if str(p) not in done_images]
+    todo = [s for s in sources if s.image_path not in done_images]
     detect_config = DetectConfig(
         model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
     )
@@ -218,18 +294,13 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     with ManifestWriter(
         path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
     ) as writer:
-        for image_path, (rows, failure) in progress(
+        for source, (rows, failure) in progress(
             zip(todo, outcomes, strict=True), "fit3dmm", len(todo), config.quiet
         ):
             if failure is not None:
                 status, message = failure
                 writer.add(
-                    {
-                        "image_path": str(image_path),
-                        "face_index": 0,
-                        "status": status,
-                        "error": message,
-                    }
+                    {**source.columns(), "face_index": 0, "status": status, "error": message}
                 )
                 report.fail(status, message)
             for row in rows:

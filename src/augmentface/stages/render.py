@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 
 from augmentface.atomic import atomic_write_bytes
+from augmentface.datasets.frames import parse_frame_ref, read_frame
 from augmentface.errors import UsageError
 from augmentface.face import topology as topo
 from augmentface.face.model import load_face_model
 from augmentface.frames import offsets_model_to_image
-from augmentface.imageio import read_image
 from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.render.face_render import RenderedFace, render_expression
 from augmentface.stages.common import (
@@ -45,7 +45,9 @@ def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -
     """A file-name stem unique per row: image stem, a hash of its path, face, target, sample."""
     digest = hashlib.sha1(image_path.encode()).hexdigest()[:6]
     target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
-    return f"{Path(image_path).stem}-{digest}_f{face_index}_{target}_s{sample}"
+    file, frame = parse_frame_ref(image_path)
+    stem = file.stem if frame is None else f"{file.stem}-fr{frame:06d}"
+    return f"{stem}-{digest}_f{face_index}_{target}_s{sample}"
 
 
 def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:
@@ -105,7 +107,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             try:
                 if cached is None or cached[0] != row["image_path"]:
                     try:
-                        cached = (row["image_path"], read_image(row["image_path"]))
+                        cached = (row["image_path"], read_frame(row["image_path"]))
                     except Exception as exc:  # remembered so each row of this image reports it
                         cached = (row["image_path"], exc)
                 if isinstance(cached[1], Exception):

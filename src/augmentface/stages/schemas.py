@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from augmentface.datasets.schema import LABEL_AU_COLUMNS, SOURCES
 from augmentface.expression.au_rig import AU_SPECS
 from augmentface.manifest import Column, Schema
 
@@ -32,19 +33,63 @@ _AU_COLUMNS = tuple(
     Column(name, "float64", f"{name} intensity", unit="FACS 0–5") for name in AU_NAMES
 )
 _LABELS = (
-    Column("kind", "string", "Target kind: 'au' (AU intensities) or 'va' (valence/arousal)"),
+    Column(
+        "kind",
+        "string",
+        "Target kind: 'au' (AU intensities), 'va' (valence/arousal), 'emotion' (category) or "
+        "'transfer' (another face's expression, its labels carried over)",
+    ),
     *_AU_COLUMNS,
-    Column("valence", "float64", "Valence label (NaN for AU targets)", unit="[-1, 1]"),
-    Column("arousal", "float64", "Arousal label (NaN for AU targets)", unit="[-1, 1]"),
-    Column("va_class", "int64", "VA class 0–99 (10 × arousal bin + valence bin), -1 for AU"),
+    Column("valence", "float64", "Valence label (NaN when the target has none)", unit="[-1, 1]"),
+    Column("arousal", "float64", "Arousal label (NaN when the target has none)", unit="[-1, 1]"),
+    Column("va_class", "int64", "VA class 0–99 (10 × arousal bin + valence bin), -1 if none"),
+    Column("emotion", "string", "Emotion category label (null when the target has none)"),
+    Column("emotion_intensity", "float64", "Emotion intensity (NaN when none)", unit="0–1"),
 )
+#: Carried from the fitted face so that every output keeps its person (subject-independent
+#: splits) and a path's frames can be put together again.
+_SUBJECT = (
+    Column("subject_id", "string", "Person the source face belongs to (from fit3dmm)"),
+    Column("clip_id", "string", "Source clip, if any"),
+    Column("sequence", "string", "Smooth-path id shared by a path's frames (null otherwise)"),
+    Column("frame", "int64", "Frame number within the path, from 0 (-1 outside a path)"),
+)
+
+#: Where a face came from and the labels its dataset gives it (see ``augmentface import``);
+#: carried from the source manifest through every stage so that the subject survives
+#: augmentation (subject-independent splits) and learned models can train on the labels.
+SOURCE_LABEL_COLUMNS: tuple[str, ...] = (
+    *LABEL_AU_COLUMNS,
+    "label_valence",
+    "label_arousal",
+    "label_emotion",
+)
+_SOURCE_IDS = (
+    Column(
+        "dataset",
+        "string",
+        "Source dataset ('images' for images given directly to fit3dmm)",
+        nullable=False,
+    ),
+    Column(
+        "subject_id",
+        "string",
+        "Person, kept through augmentation (images given directly: the file name's stem)",
+        nullable=False,
+    ),
+    Column("clip_id", "string", "Clip (video or frame folder), if any"),
+    Column("frame_index", "int64", "The dataset's own frame number (-1 for a still)"),
+)
+SOURCE_ID_COLUMNS: tuple[str, ...] = tuple(c.name for c in _SOURCE_IDS)
 
 FITS = Schema(
     stage="fit3dmm",
-    version=1,
+    version=2,
     key=("image_path", "face_index"),
     columns=(
         *_KEY_FACE,
+        *_SOURCE_IDS,
+        *(SOURCES.column(name) for name in SOURCE_LABEL_COLUMNS),
         Column("n_faces", "int64", "Faces found in the image"),
         Column("width_px", "int64", "Image width after EXIF orientation", unit="px"),
         Column("height_px", "int64", "Image height after EXIF orientation", unit="px"),
@@ -92,11 +137,17 @@ FITS = Schema(
 
 TARGETS = Schema(
     stage="synth",
-    version=1,
+    version=2,
     key=("image_path", "face_index", "target_id", "sample"),
     columns=(
         *_KEY_SAMPLE,
-        Column("source", "string", "Expression source: 'facs-rig' (direct) or 'va-prior'"),
+        *_SUBJECT,
+        Column(
+            "source",
+            "string",
+            "Expression source: 'facs-rig' (direct), 'va-prior', 'emotion-prior', "
+            "'learned-cgan', 'learned-caae', 'va-classes', 'emotion-classes' or 'transfer'",
+        ),
         *_LABELS,
         Column("requested_valence", "float64", "Valence asked for (NaN for AU targets)"),
         Column("requested_arousal", "float64", "Arousal asked for (NaN for AU targets)"),
@@ -151,11 +202,17 @@ RENDERS = Schema(
 
 LABELS = Schema(
     stage="blend",
-    version=1,
+    version=2,
     key=TARGETS.key,
     columns=(
         *_KEY_SAMPLE,
+        *_SUBJECT,
         Column("output_path", "string", "Augmented image"),
+        Column(
+            "layout_path",
+            "string",
+            "Where --layout put the sample in the dataset's own layout (null for none)",
+        ),
         *_LABELS,
         Column("method", "string", "Blend method: 'alpha' or 'poisson'"),
         Column("seed", "int64", "Seed of the synthesis run"),
@@ -203,7 +260,7 @@ EVALUATION = Schema(
     ),
 )
 
-ALL_SCHEMAS = (FITS, TARGETS, RENDERS, LABELS, EVALUATION)
+ALL_SCHEMAS = (SOURCES, FITS, TARGETS, RENDERS, LABELS, EVALUATION)
 
 
 def schemas_markdown() -> str:
@@ -215,6 +272,7 @@ def schemas_markdown() -> str:
         "package version, run parameters, seed and face-model id.\n",
     ]
     files = {
+        "import": "sources.parquet",
         "fit3dmm": "fits.parquet",
         "synth": "targets.parquet",
         "render": "renders.parquet",

@@ -1,18 +1,31 @@
-"""Stages ``synth-au`` and ``synth-va``: fitted faces × targets -> expression offsets.
+"""Stages ``synth-au``, ``synth-va``, ``synth-emotion`` and ``transfer``: fitted faces ×
+targets -> expression offsets.
 
 Replace semantics: the target expression replaces the face's fitted expression (its identity is
-kept), so the label is the target whatever the source showed.
+kept), so the label is the target whatever the source showed. Where the offsets come from is an
+:class:`~augmentface.expression.targets.ExpressionSource`: the FACS rig (default), a learned AU
+model, VA or emotion class models, or another face's expression (transfer). A source that
+depends on the face it is rendered on (the CAAE conditions on identity) has a
+``for_identity(identity_offsets_model_mm)`` method returning the source for that face.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from augmentface.errors import UsageError
 from augmentface.expression import va_prior
-from augmentface.expression.targets import ExpressionTarget, RigSource, sample_rng
+from augmentface.expression.targets import (
+    ExpressionSource,
+    ExpressionTarget,
+    RigSource,
+    sample_rng,
+)
+from augmentface.face.detect import BLENDSHAPE_NAMES
 from augmentface.face.model import load_face_model
 from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.stages.common import (
@@ -24,7 +37,7 @@ from augmentface.stages.common import (
     progress,
     upstream,
 )
-from augmentface.stages.schemas import AU_NAMES, FITS, TARGETS
+from augmentface.stages.schemas import AU_NAMES, FITS, LABEL_AU_COLUMNS, TARGETS
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class SynthConfig:
     fits: Path | None = None  # default: <workdir>/fits.parquet
     samples: int = 1
     seed: int = 0
+    #: Synthesize only on faces that show no expression (see :func:`is_neutral_face`).
+    neutral_only: bool = False
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -42,18 +57,61 @@ class SynthConfig:
             raise UsageError(f"samples must be >= 1, got {self.samples}")
 
 
+#: MediaPipe blendshape limits under which a face without labels counts as neutral (the same
+#: rule that calibrated the model's neutral face, ``scripts/calibrate_neutral.py``). The
+#: blendshapes judge better than the rig's fitted magnitude, which also absorbs identity.
+NEUTRAL_BLENDSHAPE_LIMITS = {
+    "mouthSmileLeft": 0.15,
+    "mouthSmileRight": 0.15,
+    "jawOpen": 0.1,
+    "eyeBlinkLeft": 0.5,
+    "eyeBlinkRight": 0.5,
+    "browDownLeft": 0.5,
+    "browDownRight": 0.5,
+    "browInnerUp": 0.5,
+}
+#: Label limits of a neutral frame: every labelled AU below 1 (FACS "trace" or less), valence
+#: and arousal within one class (0.2) of the centre, or the emotion label "neutral".
+NEUTRAL_MAX_AU = 1.0
+NEUTRAL_MAX_VA = 0.2
+
+
+def is_neutral_face(face: Mapping) -> bool:
+    """Whether a fitted face shows no expression: by its dataset labels when it has any,
+    else by MediaPipe's blendshape scores in the fit."""
+    aus = [face.get(c) for c in LABEL_AU_COLUMNS]
+    aus = [float(v) for v in aus if v is not None and np.isfinite(v)]
+    va = [face.get("label_valence"), face.get("label_arousal")]
+    va = [float(v) for v in va if v is not None and np.isfinite(v)]
+    emotion = face.get("label_emotion")
+    if aus or va or emotion:
+        return (
+            all(v < NEUTRAL_MAX_AU for v in aus)
+            and all(abs(v) <= NEUTRAL_MAX_VA for v in va)
+            and emotion in (None, "neutral")
+        )
+    scores = dict(zip(BLENDSHAPE_NAMES, face["blendshape_scores"], strict=True))
+    return all(scores[name] < limit for name, limit in NEUTRAL_BLENDSHAPE_LIMITS.items())
+
+
 def _target_row(face: dict, target: ExpressionTarget, sample: int, source: str, au, offsets):
-    is_va = target.kind == "va"
+    has_va = bool(np.isfinite(target.valence) and np.isfinite(target.arousal))
     row = {
         "image_path": face["image_path"],
         "face_index": int(face["face_index"]),
         "target_id": target.target_id,
         "sample": sample,
+        "subject_id": face.get("subject_id"),
+        "clip_id": face.get("clip_id"),
+        "sequence": target.sequence,
+        "frame": target.frame,
         "source": source,
         "kind": target.kind,
         "valence": target.label_valence,
         "arousal": target.label_arousal,
-        "va_class": va_prior.va_class(target.valence, target.arousal) if is_va else -1,
+        "va_class": va_prior.va_class(target.valence, target.arousal) if has_va else -1,
+        "emotion": target.emotion,
+        "emotion_intensity": target.emotion_intensity,
         "requested_valence": target.valence,
         "requested_arousal": target.arousal,
         "au_intensities": au,
@@ -65,10 +123,23 @@ def _target_row(face: dict, target: ExpressionTarget, sample: int, source: str, 
     return row
 
 
+def _source_name(source: ExpressionSource, target: ExpressionTarget) -> str:
+    """The rig serves every kind of target; name it by what chose the AUs."""
+    if isinstance(source, RigSource) and target.kind in ("va", "emotion"):
+        return f"{target.kind}-prior"
+    return source.name
+
+
 def run_synth(
-    targets: Sequence[ExpressionTarget], config: SynthConfig | None = None
+    targets: Sequence[ExpressionTarget],
+    config: SynthConfig | None = None,
+    source: ExpressionSource | None = None,
 ) -> StageReport:
-    """Realise every target on every fitted face; write ``<workdir>/targets.parquet``."""
+    """Realise every target on every fitted face; write ``<workdir>/targets.parquet``.
+
+    ``source`` turns targets into offsets; by default the FACS rig (VA and emotion targets
+    through their priors).
+    """
     config = config or SynthConfig()
     if not targets:
         raise UsageError("no targets given")
@@ -81,10 +152,12 @@ def run_synth(
             f"{fits_path}: fitted with face model {model_id}, "
             f"but this installation has {model.model_id}; run fit3dmm again"
         )
-    source = RigSource(model.rig)
+    source = source or RigSource(model.rig)
     path = Path(config.workdir) / TARGETS_FILE
     params = {
         "fits": str(fits_path.resolve()),
+        "source": getattr(source, "provenance", source.name),
+        "neutral_only": config.neutral_only,
         "samples": config.samples,
         "targets": [t.target_id for t in targets],
         "labels": sorted(
@@ -97,6 +170,10 @@ def run_synth(
     previous = previous_rows(path, TARGETS, params)
     done = done_keys(previous, TARGETS)
     faces = [row for row in fits.df.to_dict("records") if row["status"] == "ok"]
+    if config.neutral_only:
+        faces = [face for face in faces if is_neutral_face(face)]
+        if not faces:
+            raise UsageError(f"{fits_path}: no neutral face to synthesize on (--neutral-only)")
     jobs = [
         (face, target, sample)
         for face in faces
@@ -121,12 +198,19 @@ def run_synth(
         face_model_id=model.model_id,
         every_n=500,
     ) as writer:
+        face_source: tuple[object, ExpressionSource] | None = None
         for face, target, sample in progress(todo, "synth", len(todo), config.quiet):
+            if face_source is None or face_source[0] is not face:
+                for_identity = getattr(source, "for_identity", None)
+                face_source = (
+                    face,
+                    for_identity(face["identity_offsets_model_mm"]) if for_identity else source,
+                )
             rng = sample_rng(
                 config.seed, face["image_path"], face["face_index"], target.target_id, sample
             )
-            au, offsets = source.realize(target, sample, rng)
-            name = "va-prior" if target.kind == "va" else source.name
+            au, offsets = face_source[1].realize(target, sample, rng)
+            name = _source_name(face_source[1], target)
             writer.add(_target_row(face, target, sample, name, au, offsets))
             report.ok()
     return report

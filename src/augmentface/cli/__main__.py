@@ -1,0 +1,5 @@
+"""``python -m augmentface.cli`` runs the command line."""
+
+from augmentface.cli import app
+
+app()

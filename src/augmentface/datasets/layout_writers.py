@@ -1,0 +1,242 @@
+"""One writer per layout of :func:`augmentface.datasets.layouts.write_layout`.
+
+Each writer takes the checked items (:mod:`augmentface.datasets.layout_items`), refuses rows its
+layout cannot label *before* touching the disk, then writes subject by subject: images first,
+label files last, each file atomically, and finally removes the subject's numbered frames and
+label files left over from an earlier, larger run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from augmentface.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
+from augmentface.datasets.afew_va import label_file as afew_label_file
+from augmentface.datasets.affwild2 import AU_HEADER, CHALLENGES, EXPR_HEADER, FRAMES_DIR, SPLITS
+from augmentface.datasets.disfa import FPS, au_file, video_file
+from augmentface.datasets.frames import format_frame_ref, video_frame_count
+from augmentface.datasets.layout_items import Item, Written, group_by_subject, half_up
+from augmentface.datasets.schema import DISFA_AUS, EMOTIONS
+from augmentface.errors import UsageError
+from augmentface.imageio import encode_image, read_image
+
+__all__ = ["AU_OCCURRENCE_THRESHOLD", "WRITERS"]
+
+#: Intensity from which an AU counts as occurring when an occurrence-coded layout (Aff-Wild2)
+#: is written. FACS scores an AU from trace (A = 1) upward, and the synthesised image shows a
+#: target intensity of 1 exactly, so 1 counts as present. (DISFA-trained AU *detectors* often
+#: use >= 2 instead, because DISFA's human-coded trace level is unreliable; pass
+#: ``occurrence_threshold=2`` to follow them.)
+AU_OCCURRENCE_THRESHOLD = 1.0
+
+_JPEG_QUALITY = 95
+_FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+_TRAIN = SPLITS["Train"]
+
+Writer = Callable[[list[Item], pd.DataFrame, Path, float], list[Written]]
+
+
+def write_flat(items: list[Item], labels: pd.DataFrame, root: Path, _: float) -> list[Written]:
+    """``images/<file name>`` and ``labels.csv`` (``path`` + the input's scalar columns)."""
+    images = root / "images"
+    names: set[str] = set()
+    written = []
+    for item in items:
+        name = _unique_name(item.source, names)
+        path = images / name
+        atomic_write_bytes(path, item.source.read_bytes())
+        written.append(Written(item.index, path, -1, str(path)))
+    columns = [c for c in labels.columns if c != "output_path" and _is_scalar_column(labels[c])]
+    table = labels.loc[[w.index for w in written], columns].copy()
+    table.insert(0, "path", [w.path.relative_to(root).as_posix() for w in written])
+    atomic_write_text(root / "labels.csv", table.to_csv(index=False))
+    _remove_stale(images, {w.path.name for w in written}, numbered_only=False)
+    return written
+
+
+def write_disfa(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
+    """Per subject: an MJPG video of the left camera and one ``frame,intensity`` file per AU."""
+    no_au = [item for item in items if item.aus is None]
+    if no_au:
+        raise UsageError(
+            f"the disfa layout labels every frame with AU intensities, but {len(no_au)} rows "
+            f"have none (e.g. row {no_au[0].index!r}); write valence/arousal rows with the "
+            "afew-va or affwild2 layout"
+        )
+    written = []
+    for subject, group in group_by_subject(items).items():
+        video = video_file(root, subject, "left")
+        _write_video(video, [item.source for item in group])
+        for au in DISFA_AUS:
+            values = [(item.aus or {}).get(au, 0.0) for item in group]
+            lines = "".join(f"{f},{half_up(v)}\n" for f, v in enumerate(values, 1))
+            atomic_write_text(au_file(root, subject, au), lines)
+        written += [
+            Written(item.index, video, f, format_frame_ref(video, f - 1))
+            for f, item in enumerate(group, 1)
+        ]
+    return written
+
+
+def write_afew_va(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
+    """Per subject: a clip folder of PNG frames and its ``NNN.json``."""
+    no_va = [item for item in items if item.va is None]
+    if no_va:
+        raise UsageError(
+            f"the afew-va layout labels every frame with valence and arousal, but {len(no_va)} "
+            f"rows have none (e.g. row {no_va[0].index!r}); write AU rows with the disfa or "
+            "affwild2 layout"
+        )
+    written = []
+    for subject, group in group_by_subject(items).items():
+        folder = root / subject
+        entries = {}
+        for number, item in enumerate(group):
+            path = folder / f"{number:05d}.png"
+            _write_frame(item.source, path)
+            valence, arousal = item.va or (0.0, 0.0)  # every item has va: checked above
+            landmarks = [] if item.landmarks is None else np.round(item.landmarks, 3).tolist()
+            entries[f"{number:05d}"] = {
+                "valence": half_up(10 * valence),
+                "arousal": half_up(10 * arousal),
+                "landmarks": landmarks,
+            }
+            written.append(Written(item.index, path, number, str(path)))
+        document = {"frames": entries, "video_id": subject}
+        atomic_write_text(afew_label_file(root, subject), json.dumps(document, indent=1))
+        _remove_stale(folder, {f"{n:05d}.png" for n in range(len(group))})
+    return written
+
+
+def write_affwild2(
+    items: list[Item], _: pd.DataFrame, root: Path, threshold: float
+) -> list[Written]:
+    """Per subject: ``cropped_aligned/<S>/00001.jpg …`` and the Train_Set label files."""
+    written = []
+    for subject, group in group_by_subject(items).items():
+        folder = root / FRAMES_DIR / subject
+        for number, item in enumerate(group, 1):
+            path = folder / f"{number:05d}.jpg"
+            _write_frame(item.source, path)
+            written.append(Written(item.index, path, number, str(path)))
+        files = {
+            "VA": _va_lines(group) if any(it.va is not None for it in group) else None,
+            "AU": _au_lines(group, threshold) if any(it.aus is not None for it in group) else None,
+            "EXPR": _expr_lines(group) if any(it.emotion is not None for it in group) else None,
+        }
+        for challenge, lines in files.items():
+            path = root / CHALLENGES[challenge][0] / _TRAIN / f"{subject}.txt"
+            if lines is not None:
+                atomic_write_text(
+                    path, "\n".join([",".join(CHALLENGES[challenge][1]), *lines]) + "\n"
+                )
+            else:
+                path.unlink(missing_ok=True)  # labels of an earlier run no longer true
+        _remove_stale(folder, {f"{n:05d}.jpg" for n in range(1, len(group) + 1)})
+    return written
+
+
+def _va_lines(group: list[Item]) -> list[str]:
+    return ["-5,-5" if it.va is None else f"{it.va[0]:.6g},{it.va[1]:.6g}" for it in group]
+
+
+def _au_lines(group: list[Item], threshold: float) -> list[str]:
+    numbers = [int(name[2:]) for name in AU_HEADER]
+    lines = []
+    for item in group:
+        if item.aus is None:
+            lines.append(",".join(["-1"] * len(numbers)))
+        else:
+            lines.append(",".join(str(int(item.aus.get(n, 0.0) >= threshold)) for n in numbers))
+    return lines
+
+
+def _expr_lines(group: list[Item]) -> list[str]:
+    assert len(EXPR_HEADER) == len(EMOTIONS)  # same classes, same order
+    return [str(-1 if it.emotion is None else EMOTIONS.index(it.emotion)) for it in group]
+
+
+def _write_frame(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` when the format already matches, else re-encode it."""
+    suffixes = {".jpg", ".jpeg"} if path.suffix == ".jpg" else {path.suffix}
+    if source.suffix.lower() in suffixes:
+        atomic_write_bytes(path, source.read_bytes())
+    else:
+        data = encode_image(read_image(source), path.suffix, jpeg_quality=_JPEG_QUALITY)
+        atomic_write_bytes(path, data)
+
+
+def _write_video(path: Path, sources: list[Path]) -> None:
+    """Encode ``sources`` as an MJPG video at DISFA's frame rate, atomically.
+
+    Every frame is resized to the first image's size (a video has one frame size). The
+    temporary file is decoded back and its frames counted before it replaces ``path``, so the
+    label files always match the video.
+    """
+
+    def produce(tmp: Path) -> None:
+        writer = None
+        try:
+            for source in sources:
+                image = read_image(source)
+                if writer is None:
+                    height, width = image.shape[:2]
+                    fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+                    writer = cv2.VideoWriter(str(tmp), fourcc, FPS, (width, height))
+                    if not writer.isOpened():
+                        raise OSError(f"{path}: OpenCV cannot write an MJPG video")
+                    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, _JPEG_QUALITY)
+                if image.shape[:2] != (height, width):
+                    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+                writer.write(np.ascontiguousarray(image[..., ::-1]))
+        finally:
+            if writer is not None:
+                writer.release()
+        count = video_frame_count(tmp)
+        if count != len(sources):
+            raise OSError(f"{path}: wrote {len(sources)} frames but the video decodes {count}")
+
+    atomic_write_with(path, produce)
+
+
+def _unique_name(source: Path, taken: set[str]) -> str:
+    name, number = source.name, 1
+    while name in taken:
+        name = f"{source.stem}_{number}{source.suffix}"
+        number += 1
+    taken.add(name)
+    return name
+
+
+def _is_scalar_column(values: pd.Series) -> bool:
+    return not any(isinstance(v, np.ndarray | list | tuple) for v in values)
+
+
+def _remove_stale(folder: Path, keep: set[str], *, numbered_only: bool = True) -> None:
+    """Delete files in ``folder`` an earlier run wrote that this run did not write.
+
+    ``numbered_only``: only frame images named by digits (``00012.png``), the files a layout's
+    label files index; other files (``001.json``) are not frames. Hidden files are other
+    writers' temporary files.
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if not path.is_file() or path.name in keep or path.name.startswith("."):
+            continue
+        if not numbered_only or (path.stem.isdigit() and path.suffix.lower() in _FRAME_SUFFIXES):
+            path.unlink()
+
+
+WRITERS: dict[str, Writer] = {
+    "flat": write_flat,
+    "disfa": write_disfa,
+    "afew-va": write_afew_va,
+    "affwild2": write_affwild2,
+}

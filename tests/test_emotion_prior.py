@@ -1,0 +1,60 @@
+"""Emotion prototypes: EMFACS AUs, the VA prior's anchors reused, clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from augmentface.errors import UsageError
+from augmentface.expression import va_prior
+from augmentface.expression.emotion_prior import (
+    CONTEMPT_AUS,
+    EMOTIONS,
+    UnknownEmotionError,
+    canonical_emotion,
+    emotion_aus,
+)
+
+# The core EMFACS AUs of each prototype (Friesen & Ekman 1983).
+EMFACS_CORE = {
+    "happiness": {6, 12},
+    "sadness": {1, 4, 15},
+    "surprise": {1, 2, 5, 26},
+    "fear": {1, 2, 4, 5, 7, 20, 26},
+    "anger": {4, 5, 7, 23},
+    "disgust": {9, 15, 16},
+    "contempt": {12, 14},
+}
+
+
+def test_prototypes_hold_the_emfacs_aus():
+    assert emotion_aus("neutral") == {}
+    for name, core in EMFACS_CORE.items():
+        aus = emotion_aus(name)
+        assert core <= set(aus), name
+        assert all(0 < v <= 5 for v in aus.values())
+
+
+def test_basic_emotions_reuse_the_va_anchors():
+    anchors = {a.name: a.aus for a in va_prior.ANCHORS}
+    for name in ("happiness", "sadness", "surprise", "fear", "anger", "disgust"):
+        assert emotion_aus(name) == anchors[name]
+    assert emotion_aus("contempt") == CONTEMPT_AUS
+    assert CONTEMPT_AUS[14] > CONTEMPT_AUS[12]  # the tightened corner dominates
+
+
+def test_intensity_scales_and_aliases():
+    full = emotion_aus("happiness")
+    half = emotion_aus("Happy", 0.5)
+    assert half == {au: v / 2 for au, v in full.items()}
+    assert emotion_aus("anger", 0.0) == {}
+    assert canonical_emotion("  SAD ") == "sadness" and canonical_emotion("Fear") == "fear"
+    assert len(EMOTIONS) == 8
+
+
+def test_refusals():
+    with pytest.raises(UnknownEmotionError, match="allowed: neutral, happiness"):
+        emotion_aus("joy")
+    with pytest.raises(UsageError, match=r"\[0, 1\]"):
+        emotion_aus("fear", 1.5)
+    with pytest.raises(UsageError, match=r"\[0, 1\]"):
+        emotion_aus("fear", float("nan"))
