@@ -5,11 +5,12 @@ summary and sets the exit code (1 when any row failed, unless ``--allow-failures
 usage error such as a missing upstream manifest).
 """
 
-from augmentface.cli import (  # noqa: F401  (importing registers the commands)
-    dataset_commands,
-    stage_commands,
-    synth_commands,
-)
+import importlib
+
 from augmentface.cli._app import app
+
+# Importing a command module registers its commands; --help lists them in this order.
+for _module in ("dataset_commands", "stage_commands", "synth_commands", "affect_commands"):
+    importlib.import_module(f"augmentface.cli.{_module}")
 
 __all__ = ["app"]

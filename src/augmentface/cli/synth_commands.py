@@ -1,4 +1,4 @@
-"""Commands that choose target expressions: synth-au, synth-va (and their subcommands)."""
+"""``synth-au``: expressions for target AUs, direct (FACS rig) or learned (train, evaluate)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ from augmentface.cli._app import (
     print_table,
     run_or_exit,
 )
+from augmentface.errors import UsageError
+from augmentface.expression.affect_paths import (
+    PathConfig,
+    interpolate_path,
+    parse_path,
+    path_targets,
+)
 from augmentface.expression.targets import (
     ExpressionTarget,
     au_target,
     parse_au_items,
     read_targets_csv,
-    va_grid,
-    va_target,
 )
 from augmentface.face.model import load_face_model
 from augmentface.stages.common import DEFAULT_WORKDIR, FITS_FILE
@@ -41,6 +46,27 @@ def _au_targets(au: list[str] | None, aus: str | None, csv: Path | None) -> list
     if csv:
         targets += read_targets_csv(csv)
     return targets
+
+
+def path_targets_from(text: str, frames: int, kind: str) -> list[ExpressionTarget]:
+    """Per-frame targets of a smooth path of waypoints of ``kind`` ("va", "au", "emotion")."""
+    path = parse_path(text)
+    if path.kind != kind:
+        raise UsageError(f"this command takes {kind} waypoints; {text!r} has {path.kind} ones")
+    values = interpolate_path(path, PathConfig(frames))
+    return path_targets(path, values, sequence=f"{kind}path")
+
+
+PathOption = Annotated[
+    str | None,
+    typer.Option(
+        "--path",
+        help="A smooth path through waypoints, one target per frame, rendered as numbered "
+        'frames and an MP4 by blend: VA "0,0 -> 0.6,0.4", AU "AU12=0 -> AU12=4,AU6=2", '
+        'emotion "neutral -> happiness:0.8". Constant speed with eased ends.',
+    ),
+]
+FramesOption = Annotated[int, typer.Option("--frames", min=2, help="Frames of a --path sequence.")]
 
 
 synth_au_app = typer.Typer(
@@ -81,6 +107,8 @@ def synth_au(
     fits: Annotated[
         Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
     ] = None,
+    path: PathOption = None,
+    frames: FramesOption = 50,
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = False,
@@ -91,8 +119,10 @@ def synth_au(
         return
     configure_logging(quiet)
     targets = run_or_exit(_au_targets, au, aus, csv)
+    if path:
+        targets += run_or_exit(path_targets_from, path, frames, "au")
     if not targets:
-        raise typer.BadParameter("give --au, --aus or --csv", param_hint="--au")
+        raise typer.BadParameter("give --au, --aus, --csv or --path", param_hint="--au")
     source = None
     if model is not None:
         from augmentface.expression.learned.source import LearnedAUSource  # torch: load late
@@ -131,7 +161,7 @@ def synth_au_train(
     ] = "caae",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training frames.")] = 10,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per step.")] = 512,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 2e-4,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
     soft_labels: Annotated[
         float,
         typer.Option(
@@ -211,61 +241,3 @@ def synth_au_evaluate(
     if not quiet:
         print_table(table, "synth-au evaluate: per AU, per source")
         err.print(f"written: {path}")
-
-
-def _va_targets(
-    valence: float | None, arousal: float | None, csv: Path | None, grid: bool, label: str
-) -> list[ExpressionTarget]:
-    targets: list[ExpressionTarget] = []
-    if (valence is None) != (arousal is None):
-        raise typer.BadParameter("give both --valence and --arousal")
-    if valence is not None and arousal is not None:
-        targets.append(va_target(valence, arousal, label=label))
-    if csv:
-        targets += read_targets_csv(csv, label=label)
-    if grid:
-        targets += va_grid(label=label)
-    return targets
-
-
-@app.command(
-    "synth-va",
-    help=(
-        "Expression for a target valence/arousal through the built-in prior (basic "
-        "emotions on the circumplex, EMFACS prototypes). Writes WORKDIR/targets.parquet."
-    ),
-)
-def synth_va(
-    valence: Annotated[
-        float | None,
-        typer.Option(help="Target valence in [-1, 1] (AFEW-VA's [-10, 10]: divide by 10)."),
-    ] = None,
-    arousal: Annotated[float | None, typer.Option(help="Target arousal in [-1, 1].")] = None,
-    csv: Annotated[
-        Path | None, typer.Option("--csv", help="CSV of targets with columns valence,arousal.")
-    ] = None,
-    grid: Annotated[
-        bool, typer.Option("--grid", help="One target at the centre of each of the 100 classes.")
-    ] = False,
-    label: Annotated[
-        str,
-        typer.Option(
-            help="Label written: 'target' (the requested pair) or 'class-median' (the 0.2 × 0.2 "
-            "class's median, as Kollias et al.; the class centre in prior mode)."
-        ),
-    ] = "target",
-    workdir: Workdir = DEFAULT_WORKDIR,
-    fits: Annotated[
-        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
-    ] = None,
-    samples: Samples = 1,
-    seed: Seed = 0,
-    quiet: Quiet = False,
-    allow_failures: AllowFailures = False,
-) -> None:
-    configure_logging(quiet)
-    targets = run_or_exit(_va_targets, valence, arousal, csv, grid, label)
-    if not targets:
-        raise typer.BadParameter("give --valence and --arousal, --csv or --grid")
-    config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed, quiet=quiet)
-    finish([run_or_exit(run_synth, targets, config)], quiet, allow_failures)

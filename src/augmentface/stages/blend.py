@@ -225,8 +225,7 @@ def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
     labels = manifest.df
     ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
     landmarks = {
-        tuple(r[k] for k in LABELS.key): r["target_ibug68_px"]
-        for r in renders.to_dict("records")
+        tuple(r[k] for k in LABELS.key): r["target_ibug68_px"] for r in renders.to_dict("records")
     }
     ok["ibug68_px"] = [landmarks.get(tuple(r[k] for k in LABELS.key)) for _, r in ok.iterrows()]
     written = write_layout(layout, ok, root)

@@ -135,9 +135,7 @@ def sources_from_manifest(path: Path) -> list[FaceSource]:
             frame_index=int(row.frame_index),
             labels={k: v for k, v in label.items() if v is not None},
         )
-        for row, label in zip(
-            df.itertuples(index=False), labels.to_dict("records"), strict=True
-        )
+        for row, label in zip(df.itertuples(index=False), labels.to_dict("records"), strict=True)
     ]
 
 
