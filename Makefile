@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run_benchmarks.py
+	$(PY) benchmarks/bench_learned_au.py
 
 clean:
 	rm -rf augment .pytest_cache

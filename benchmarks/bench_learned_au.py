@@ -24,14 +24,17 @@ What it measures:
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from augmentface.atomic import atomic_write_text
 from augmentface.expression.au_evaluation import AUEvaluationConfig, evaluate_au_model
 from augmentface.expression.learned.config import TrainConfig
 from augmentface.expression.learned.data import TrainingData, training_data_from_chunks
@@ -49,6 +52,9 @@ from augmentface.simulate.disfa_like import (
 
 SAMPLES = 100_000
 REALIZE_CALLS = 1000
+
+
+RESULTS_FILE = Path(__file__).with_name("results_learned_au.json")
 
 
 def _quality(source, heldout, model) -> dict:
@@ -167,4 +173,6 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    main(epochs=args.epochs, device=args.device)
+    figures = main(epochs=args.epochs, device=args.device)
+    atomic_write_text(RESULTS_FILE, json.dumps(figures, indent=2) + "\n")
+    print(f"results written to {RESULTS_FILE}")

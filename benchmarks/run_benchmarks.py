@@ -19,6 +19,11 @@ What it measures, in images per second (median of 30 timed single-image calls af
    wall clock of one whole call (model loading included), then of a second call (dlib's models
    already loaded);
    target: 100 outputs in under 60 s on one core.
+7. ``dataset``: ``import disfa`` and ``fit3dmm`` on its frames for a generated 200-frame
+   640x480 DISFA-layout video (``bench_datasets.py``), frames per second of each.
+
+The learned AU models are timed by ``bench_learned_au.py`` (all cores, as a user trains them;
+``make bench`` runs both).
 
 The process is pinned to CPU 0 (``os.sched_setaffinity``) where the OS allows it and the
 BLAS/OpenMP pools are limited to one thread, to approximate the issue's one-core targets;
@@ -65,6 +70,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import skimage.data
+from bench_datasets import bench_import_and_fit
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import blend_face
@@ -399,6 +405,12 @@ def print_report(results: dict) -> None:
         f"(model loading included); second call {e['warm_seconds']:.2f} s = "
         f"{e['warm_outputs_per_s']:.2f} outputs/s"
     )
+    d = results["dataset"]
+    print(
+        f"\n7 dataset: import disfa {d['import_frames_per_s']:.0f} frames/s; fit3dmm on its "
+        f"{d['frames']} video frames ({d['frame_size'][0]}x{d['frame_size'][1]}) "
+        f"{d['fit_frames_per_s']:.1f} frames/s ({d['fitted_ok']} ok)"
+    )
     print("\ntargets (512x512, one core):")
     for name, v in results["verdicts"].items():
         print(
@@ -428,6 +440,7 @@ def main() -> None:
             traced = traced_peak_mb(inputs["512x512"], lm, model, scratch / "traced.jpg")
         pipeline = bench_pipeline(inputs["512x512"], scratch)
         evaluate_100 = bench_evaluate(scratch)
+        dataset = bench_import_and_fit(scratch)
     results = {
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -436,6 +449,7 @@ def main() -> None:
         "sizes": sizes,
         "pipeline": pipeline,
         "evaluate_100": evaluate_100,
+        "dataset": dataset,
         "verdicts": verdicts(sizes),
         "memory": {"max_rss_mb": max_rss_mb(), "tracemalloc_peak_end_to_end_mb": traced},
     }

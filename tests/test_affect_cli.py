@@ -143,3 +143,31 @@ def test_bad_affect_input(generated, photo_workdir, tmp_path):
     _cli("synth-va", "--model", tmp_path / "alien.npz", "--valence", "0", "--arousal", "0",
          *work, code=2)  # fmt: skip
     assert "emotion" in _cli("synth-emotion", "--emotion", "bored", *work, code=2).output
+
+
+def test_neutral_only_paths_and_photo_donor(generated, photo_workdir, astronaut, tmp_path):
+    out = ["-w", tmp_path / "work", "-q"]
+    _cli("synth-va", "--valence", "0.5", "--arousal", "0.5", "--fits", generated["heldout"],
+         "--neutral-only", *out)  # fmt: skip
+    targets = read_manifest(tmp_path / "work/targets.parquet", TARGETS, run_first="").df
+    heldout = read_manifest(generated["heldout"], FITS, run_first="").df
+    picked = heldout[heldout["image_path"].isin(targets["image_path"])]
+    assert 0 < len(picked) < len(heldout)
+    assert (np.hypot(picked["label_valence"], picked["label_arousal"]) <= 0.2).all()
+
+    work = ["-w", photo_workdir, "-q"]
+    _cli("synth-au", "--path", "AU12=0 -> AU12=4,AU6=2", "--frames", "5", *work)
+    au_path = read_manifest(photo_workdir / "targets.parquet", TARGETS, run_first="").df
+    au12 = au_path.sort_values("frame")["AU12"].to_numpy()
+    assert au12[0] == 0 and au12[-1] == 4 and (np.diff(au12) > 0).all()
+    _cli("synth-emotion", "--path", "neutral -> happiness:0.8 -> surprise", "--frames", "9",
+         *work)  # fmt: skip
+    emotion_path = read_manifest(photo_workdir / "targets.parquet", TARGETS, run_first="").df
+    ordered = emotion_path.sort_values("frame")
+    assert ordered["emotion"].iloc[0] == "neutral" and ordered["emotion"].iloc[-1] == "surprise"
+
+    donor = tmp_path / "donor.png"
+    cv2.imwrite(str(donor), astronaut[:, ::-1, ::-1])
+    _cli("transfer", "--from", donor, *work)
+    moved = read_manifest(photo_workdir / "targets.parquet", TARGETS, run_first="").df
+    assert moved["target_id"].iloc[0] == "transfer-donor" and moved["AU12"].iloc[0] > 0

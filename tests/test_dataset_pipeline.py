@@ -84,3 +84,17 @@ def test_afew_va_import_to_afew_va_layout(tmp_path, astronaut, monkeypatch):
     out = import_dataset("afew-va", tmp_path / "augment/output/afew-va")
     assert sorted(out["subject_id"].unique()) == ["001", "002"]
     assert (out["raw_valence"] == 6).all() and (out["raw_arousal"] == 3).all()
+
+
+def test_training_refuses_bad_input(tmp_path, astronaut, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "astronaut.png"), astronaut[..., ::-1])
+    _cli("fit3dmm", "astronaut.png", "-q")  # plain photos: no AU labels
+    result = runner.invoke(app, ["synth-au", "train", "--out", "m.pt", "-q"])
+    assert result.exit_code == 2 and "label" in result.output
+    assert not (tmp_path / "m.pt").exists()  # nothing half-written
+    (tmp_path / "fake.pt").write_bytes(b"not a checkpoint")
+    result = runner.invoke(app, ["synth-au", "--model", "fake.pt", "--au", "12=3", "-q"])
+    assert result.exit_code == 2 and "fake.pt" in result.output
+    result = runner.invoke(app, ["import", "disfa", str(tmp_path), "-q"])
+    assert result.exit_code == 2 and "ActionUnit_Labels" in result.output

@@ -70,8 +70,8 @@ NEUTRAL_BLENDSHAPE_LIMITS = {
     "browDownRight": 0.5,
     "browInnerUp": 0.5,
 }
-#: Label limits of a neutral frame: every labelled AU below 1 (FACS "trace" or less), valence
-#: and arousal within one class (0.2) of the centre, or the emotion label "neutral".
+#: Label limits of a neutral frame: every labelled AU below 1 (FACS "trace" or less), (V, A)
+#: within 0.2 of the centre (one class), or the emotion label "neutral".
 NEUTRAL_MAX_AU = 1.0
 NEUTRAL_MAX_VA = 0.2
 
@@ -87,7 +87,7 @@ def is_neutral_face(face: Mapping) -> bool:
     if aus or va or emotion:
         return (
             all(v < NEUTRAL_MAX_AU for v in aus)
-            and all(abs(v) <= NEUTRAL_MAX_VA for v in va)
+            and float(np.linalg.norm(va)) <= NEUTRAL_MAX_VA  # 0 when unlabelled
             and emotion in (None, "neutral")
         )
     scores = dict(zip(BLENDSHAPE_NAMES, face["blendshape_scores"], strict=True))
