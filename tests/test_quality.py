@@ -60,7 +60,7 @@ def test_identity_geometry_and_seams(evaluated):
     )
     assert len(ok) == len(evaluation) >= 300
     assert ok.redetected.all()
-    assert ok.same_person.mean() >= 0.98 and ok.identity_distance.median() <= 0.30
+    assert ok.same_person.mean() >= 0.98 and ok.identity_distance.median() <= 0.22
     assert ok.nme_dlib68.mean() <= 0.04
     assert (ok.seam_ratio <= 1.2).all()
 
@@ -69,8 +69,8 @@ def test_expression_response(evaluated):
     """Reached today (issue 4 asks r >= 0.7 for AU1, 2, 4, 12, 25, 26 and eye closure)."""
     correlations = au_correlations(*evaluated).set_index("au")
     print("\n" + correlations[["pearson_r", "sign"]].round(2).to_string())
-    for au in ("AU1", "AU2", "AU4", "AU5", "AU12", "AU20", "AU25", "AU26", "AU43"):
+    # AU9 cannot be read: MediaPipe never scores noseSneer (see metrics/blendshapes_facs.py).
+    for au in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU12", "AU17", "AU20", "AU25", "AU26", "AU43"):
         assert correlations.loc[au, "sign"] == 1, au
-    assert correlations.loc["AU26", "pearson_r"] >= 0.7
-    assert correlations.loc["AU2", "pearson_r"] >= 0.6
-    assert np.nanmin(correlations.loc[["AU1", "AU12", "AU43"], "pearson_r"]) >= 0.45
+    assert np.nanmin(correlations.loc[["AU2", "AU26", "AU43"], "pearson_r"]) >= 0.7
+    assert np.nanmin(correlations.loc[["AU1", "AU12"], "pearson_r"]) >= 0.55

@@ -1,9 +1,13 @@
 """Round trip: synthesize each of DISFA's AUs on near-neutral real photos, re-detect, re-fit.
 
 The issue's target is a mean absolute error <= 1.0 per AU on the 0–5 scale. Reached today
-(see the printout with ``pytest -s``): about 1.5 overall, 0.7–1.3 for AU1, 2, 12, 15, 26 and
-1.4–2.4 for AU4, 5, 6, 9, 17, 20, 25 — MediaPipe's landmarks follow brows, lids and cheeks
-only partly. The bounds below guard what is reached so that it cannot silently get worse.
+(see the printout with ``pytest -s``): about 1.8 overall, 1.2–1.4 for AU1, 2, 4, 12, 26 and
+1.9–2.3 for the others. Two causes: MediaPipe's landmarks follow brows, lids and cheeks only
+partly, and the fit reads a person's own shape as up to a few intensity units of some AUs. The
+replacement keeps that shape (``FitConfig.removal_threshold``: FACS intensities are relative to
+the person's neutral face, and removing it changed every output's nose and chin), so the re-fit
+reads it again on top of the target: 1.54 overall when it was removed, at the cost of identity
+(median dlib distance 0.24 instead of 0.17). The bounds guard what is reached.
 """
 
 from __future__ import annotations
@@ -32,6 +36,6 @@ def test_disfa_round_trip(shared_faces, landmarker, model):
         {f"AU{a}": round(v, 2) for a, v in mae.items()},
         f"overall {np.mean(list(mae.values())):.2f}",
     )
-    assert np.mean(list(mae.values())) <= 1.6
+    assert np.mean(list(mae.values())) <= 1.85
     assert max(mae.values()) <= 2.5
-    assert mae[12] <= 1.1 and mae[26] <= 1.2 and mae[1] <= 1.2
+    assert mae[12] <= 1.45 and mae[26] <= 1.5 and mae[1] <= 1.3

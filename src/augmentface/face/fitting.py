@@ -4,9 +4,10 @@
    each vertex weighted by how little the AU rig can move it (the skull, not the jaw).
 2. Expression: ridge-regularised least squares of the rig's fields, as the landmarker follows
    them (measured gains), posed into the image, against the landmarks' deviation from the
-   posed neutral shape. The signed linear solution is the expression a replacement removes;
-   the bounded (0–5) solution is the reported AU intensities. Depth (z) is down-weighted:
-   MediaPipe predicts it, it does not measure it.
+   posed neutral shape. The signed linear solution, less what a person's own shape alone
+   produces (soft threshold at the measured identity noise), is the expression a replacement
+   removes; the bounded (0–5) solution is the reported AU intensities. Depth (z) is
+   down-weighted: MediaPipe predicts it, it does not measure it.
 3. Identity: whatever the pose and expression leave, mapped back to the model frame — the
    face's own shape, so the fitted mesh reproduces the landmarks.
 
@@ -22,7 +23,12 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from augmentface.errors import FitError
-from augmentface.face.model import N_MESH_VERTICES, FaceModel, landmark_gains
+from augmentface.face.model import (
+    N_MESH_VERTICES,
+    FaceModel,
+    identity_au_noise,
+    landmark_gains,
+)
 from augmentface.frames import (
     head_angles_deg,
     image_to_model,
@@ -32,6 +38,15 @@ from augmentface.frames import (
 
 #: DISFA's twelve AUs and eye closure.
 FITTED_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26, 43)
+#: Gap (mm, model frame) between the inner lips' centres (vertices 13 and 14) above which the
+#: mouth counts as open: closed lips measure -0.4 to 1.0 mm on the shared photos, parted ones
+#: 1.5 mm and more.
+LIPS_APART_MM = 1.2
+#: AUs that move the lips apart or together vertically: once the lips are seen apart, the gap
+#: between them is observed, not a person's closed-lip shape, so all of each is removed and a
+#: laugh closes fully under a neutral target. Sideways AUs (12, 20) stay thresholded: mouth
+#: width and corner height remain as confusable with identity as on a closed mouth.
+LIP_AUS = (15, 17, 25, 26)
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,14 @@ class FitConfig:
         photo they mostly absorb identity and steal evidence from the AUs that matter.
     gains : model each AU as the landmarker sees it, ``gain × field`` (see
         ``scripts/calibrate_response.py``); False fits the rig's fields as they are.
+    removal_threshold : what the fit removes from a face (replace semantics) is its signed
+        AU estimate soft-thresholded at this many times each AU's identity noise, the spread
+        of that AU's estimate over neutral faces (``scripts/calibrate_identity_noise.py``).
+        On neutral faces the rig reads a person's own shape as up to several intensity units
+        of AU9, AU17 or AU6; removing that would reshape their nose and chin in every output.
+        Below the threshold an estimate cannot be told from identity and is kept; above it,
+        all but the threshold is removed. 0 removes the full signed estimate. Lips seen apart
+        (:data:`LIPS_APART_MM`) are removed in full: an open mouth is not a lip shape.
     """
 
     z_weight: float = 0.3
@@ -56,6 +79,7 @@ class FitConfig:
     iterations: int = 3
     fit_aus: tuple[int, ...] = FITTED_AUS
     gains: bool = True
+    removal_threshold: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.z_weight <= 1.0:
@@ -64,6 +88,8 @@ class FitConfig:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.ridge <= 0:
             raise ValueError(f"ridge must be > 0, got {self.ridge}")
+        if self.removal_threshold < 0:
+            raise ValueError(f"removal_threshold must be >= 0, got {self.removal_threshold}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,7 @@ class FaceFit:
     identity_offsets_model_mm: np.ndarray  # (468, 3)
     expression_offsets_model_mm: np.ndarray  # (468, 3)
     au_intensities: np.ndarray  # (K,) on the 0–5 scale, in the rig's AU order
+    au_signed: np.ndarray  # (K,) the unbounded linear estimate, rig order (unfitted AUs 0)
 
     @property
     def head_angles_deg(self) -> tuple[float, float, float]:
@@ -148,12 +175,12 @@ def fit_face(
 ) -> FaceFit:
     """Fit pose, expression and identity to (478 or 468, 3) landmarks in px.
 
-    The expression removed from the face (``expression_offsets_model_mm``) is the linear,
-    signed ridge estimate: a person whose lips overlap more than average gets a slightly
-    negative AU25 there, so that a replaced expression starts from a face with none of any AU.
-    Being linear, it makes replacement exact up to the ridge's shrinkage: fitting
-    ``identity + target`` gives back the target whatever the person looks like. The reported
-    ``au_intensities`` are the bounded least-squares estimate on the FACS scale, 0–5.
+    The expression removed from the face (``expression_offsets_model_mm``) is the signed ridge
+    estimate (``au_signed``; e.g. a person whose lips overlap more than average gets a negative
+    AU25) soft-thresholded at ``config.removal_threshold`` × each AU's identity noise: a clear
+    expression is removed, what a person's own shape alone would produce is kept as identity.
+    The reported ``au_intensities`` are the bounded least-squares estimate on the FACS scale,
+    0–5.
     """
     config = config or FitConfig()
     points = np.asarray(landmarks_px, dtype=np.float64)[:N_MESH_VERTICES]
@@ -176,10 +203,15 @@ def fit_face(
     # its features (the gains describe how MediaPipe under-follows *synthetic* deformations,
     # which matters for measuring our renders, not for undoing a real expression).
     # Identity is the rest, so the model reproduces the landmarks.
-    expression = seen
-    identity = image_to_model(points, rotation, scale, translation) - mean - expression
+    shape = image_to_model(points, rotation, scale, translation)
+    threshold = config.removal_threshold * identity_au_noise(model.rig.au_numbers)
+    if shape[13, 1] - shape[14, 1] > LIPS_APART_MM:
+        threshold[[model.rig.au_numbers.index(au) for au in LIP_AUS]] = 0.0
+    removed = np.sign(signed) * np.maximum(np.abs(signed) - threshold, 0.0)
+    expression = model.rig.offsets(removed * gains)
+    identity = shape - mean - expression
     intensities = system.solve_bounded()
-    return FaceFit(rotation, scale, translation, identity, expression, intensities)
+    return FaceFit(rotation, scale, translation, identity, expression, intensities, signed)
 
 
 def observed_gains(model: FaceModel, config: FitConfig) -> np.ndarray:

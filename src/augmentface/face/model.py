@@ -30,6 +30,7 @@ RIG_VERSION = 3
 N_MESH_VERTICES = 468
 NEUTRAL_OFFSETS_FILE = Path(__file__).with_name("data") / "neutral_offsets_model_mm.npy"
 LANDMARK_GAINS_FILE = Path(__file__).with_name("data") / "landmark_gains.json"
+IDENTITY_AU_NOISE_FILE = Path(__file__).with_name("data") / "identity_au_noise.json"
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,19 @@ def landmark_gains(au_numbers: tuple[int, ...]) -> np.ndarray:
         return np.ones(len(au_numbers))
     measured = json.loads(LANDMARK_GAINS_FILE.read_text())
     return np.array([float(measured.get(f"AU{au}", 1.0)) for au in au_numbers])
+
+
+@functools.cache
+def identity_au_noise(au_numbers: tuple[int, ...]) -> np.ndarray:
+    """(K,) spread (SD, FACS units) of each AU's signed fit on neutral faces (0 where not
+    measured): how much of a person's own shape the rig mistakes for that AU.
+
+    Measured by ``scripts/calibrate_identity_noise.py``; see there.
+    """
+    if not IDENTITY_AU_NOISE_FILE.exists():
+        return np.zeros(len(au_numbers))
+    measured = json.loads(IDENTITY_AU_NOISE_FILE.read_text())
+    return np.array([float(measured.get(f"AU{au}", 0.0)) for au in au_numbers])
 
 
 def neutral_offsets_model_mm() -> np.ndarray:

@@ -15,6 +15,17 @@ this project's reading of those two texts, not a published or validated mapping.
 
 The debatable rows:
 
+AU6 (cheek raiser)
+    ``cheekSquint*``, "upward movement of the cheek around and below the eye" (1/4 each side),
+    and ``eyeSquint*``, "contraction of the face around the eye" (1/4 each side): AU6 is the
+    orbital part of orbicularis oculi, the muscle around the eye, so both describe it. MediaPipe's
+    blendshape model never scores ``cheekSquint`` (measured: 0.000 on 16 near-neutral faces with
+    the rig's AU6 at three times intensity 4), so ``eyeSquint`` carries what can be measured; it
+    also responds to AU7, the lid tightener (the palpebral part of the same muscle).
+AU9 (nose wrinkler)
+    ``noseSneer*``, "raising of the side of the nose around the nostril". MediaPipe's model does
+    not score it either (0.000 as for AU6) and no other blendshape follows AU9, so AU9's response
+    reads 0 on any image: it cannot be measured this way.
 AU4 (brow lowerer)
     ``browDown*``, although Apple describes it as "downward movement of the outer portion" of the
     brow while AU4 lowers the inner brow most: it is ARKit's only brow-lowering blendshape.
@@ -78,8 +89,9 @@ AU_BLENDSHAPES: dict[int, tuple[tuple[str, float], ...]] = {
     4: _pair("browDown"),
     # "a widening of the eyelids around the eye"
     5: _pair("eyeWide"),
-    # "upward movement of the cheek around and below the eye"
-    6: _pair("cheekSquint"),
+    # cheek "upward movement … around and below the eye" + eye "contraction of the face around
+    # the eye" (see AU6 above)
+    6: (*_pair("cheekSquint", 0.25), *_pair("eyeSquint", 0.25)),
     # "contraction of the face around the eye"
     7: _pair("eyeSquint"),
     # "raising of the side of the nose around the nostril"

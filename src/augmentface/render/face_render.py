@@ -102,6 +102,8 @@ def render_expression(
     landmarks_px: np.ndarray,
     delta_verts_px: np.ndarray,
     model: FaceModel,
+    *,
+    interiors: bool = True,
 ) -> RenderedFace:
     """Deform the face in ``image_rgb`` by ``delta_verts_px`` and re-render it.
 
@@ -113,6 +115,11 @@ def render_expression(
         the expression change posed into the image
         (:func:`augmentface.frames.offsets_model_to_image`).
     model : the face model (topology and triangles).
+    interiors : True (the default) treats the openings as what lies behind them: still
+        eyeballs and closing teeth (:func:`_static_interiors`), sclera painted where an eye
+        widens (:func:`_widen_eyes`), a mouth interior where the lips part
+        (:func:`_paint_mouth`). False gives the plain mesh warp, which stretches the openings'
+        pixels like skin: the naive baseline, for comparisons only.
     """
     src = np.asarray(landmarks_px, dtype=np.float64)[:N_MESH_VERTICES]
     dst = src + delta_verts_px
@@ -126,9 +133,10 @@ def render_expression(
     dst_all = np.vstack([dst[:, :2], ring])
     depth = np.concatenate([dst[:, 2], np.full(len(ring), far)])
     triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
-    src_all, dst_all, depth, triangles = _static_interiors(
-        src_all, dst_all, depth, triangles, model.topology, src, dst
-    )
+    if interiors:
+        src_all, dst_all, depth, triangles = _static_interiors(
+            src_all, dst_all, depth, triangles, model.topology, src, dst
+        )
     h, w = image_rgb.shape[:2]
     x0, y0 = np.floor(ring.min(axis=0)).astype(int)
     x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
@@ -136,6 +144,8 @@ def render_expression(
     if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
         raise RenderError(f"face region {roi} is too small or outside the image")
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
+    if not interiors:
+        return RenderedFace(warp.image_rgb, _mask(ring, roi), roi, dst, False)
     crop = _widen_eyes(warp.image_rgb, image_rgb, np.asarray(landmarks_px, np.float64), dst, roi)
     crop, painted = _paint_mouth(crop, image_rgb, src, dst, roi)
     return RenderedFace(crop, _mask(ring, roi), roi, dst, painted)
