@@ -58,6 +58,20 @@ def test_stages_chain_with_defaults(tmp_path, astronaut_file, monkeypatch):
     assert len(pd.read_csv(tmp_path / "augment" / "output" / "labels.csv")) == 1
 
 
+def test_changed_upstream_is_not_resumed(tmp_path, astronaut_file, monkeypatch):
+    """Rows made from an upstream manifest that has since changed are redone, not kept."""
+    from augmentface.stages.render import RenderConfig, run_render
+
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
+    assert _cli("synth-au", "--au", "12=3", "-n", "2", "-q").exit_code == 0
+    assert run_render(RenderConfig(quiet=True)).done == 2
+    assert run_render(RenderConfig(quiet=True)).skipped == 2  # unchanged: resumed
+    assert _cli("synth-au", "--au", "12=3", "-n", "2", "--seed", "7", "-q").exit_code == 0
+    again = run_render(RenderConfig(quiet=True))  # sample 1 has other offsets now
+    assert (again.done, again.skipped) == (2, 0)
+
+
 def test_missing_upstream_names_the_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _cli("render")

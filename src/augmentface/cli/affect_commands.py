@@ -75,13 +75,15 @@ Components = Annotated[
 ]
 
 
-def _synth(targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source):
+def _synth(targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source,
+           source_file):  # fmt: skip
     config = SynthConfig(
         workdir=workdir,
         fits=fits,
         samples=samples,
         seed=seed,
         neutral_only=neutral_only,
+        source_file=source_file,
         quiet=quiet,
     )
     finish([run_or_exit(run_synth, targets, config, source)], quiet, allow_failures)
@@ -104,7 +106,7 @@ def _build(fits, workdir, out, kind, min_frames, components, quiet) -> None:
     err.print(
         f"{kind} class models: {populated} of {len(table)} classes from their own frames "
         f"(the others borrow: see `synth-va inspect`); frames dropped: "
-        f"{ {k: v for k, v in report.models.dropped.items() if v} or 'none'}; "
+        f"{ {k: v for k, v in report.models.dropped.items() if v} or 'none' }; "
         f"neutral references: {report.references}"
     )
     err.print(f"written: {report.path}")
@@ -202,7 +204,9 @@ def synth_va(
         source = run_or_exit(
             ClassModelSource, models, face_model.rig, mode, va_prior_offsets(face_model)
         )
-    _synth(targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source)
+    _synth(
+        targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source, model
+    )
 
 
 @synth_va_app.command(
@@ -326,7 +330,9 @@ def synth_emotion(
     if model is not None:
         models = run_or_exit(load_models_for, model, "emotion")
         source = run_or_exit(EmotionClassSource, models, load_face_model().rig, mode)
-    _synth(targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source)
+    _synth(
+        targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source, model
+    )
 
 
 @synth_emotion_app.command(
@@ -385,4 +391,4 @@ def transfer(
     found = run_or_exit(load_donor, donor, row, landmarker)
     source = TransferSource(found, load_face_model().rig.au_numbers)
     targets = [transfer_target(found)]
-    _synth(targets, workdir, fits, 1, 0, neutral_only, quiet, allow_failures, source)
+    _synth(targets, workdir, fits, 1, 0, neutral_only, quiet, allow_failures, source, donor)

@@ -134,6 +134,7 @@ def synth_au(
         samples=samples,
         seed=seed,
         neutral_only=neutral_only,
+        source_file=model,
         quiet=quiet,
     )
     finish([run_or_exit(run_synth, targets, config, source)], quiet, allow_failures)

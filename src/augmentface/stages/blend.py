@@ -24,6 +24,7 @@ from augmentface.stages.common import (
     OUTPUT_DIR,
     RENDERS_FILE,
     StageReport,
+    manifest_digest,
     previous_rows,
     progress,
     row_failure,
@@ -139,6 +140,9 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     path = out_dir / LABELS_FILE
     params = {
         "renders": str(renders_path.resolve()),
+        "renders_digest": manifest_digest(
+            renders.df, [*RENDERS.key, "status", "render_path", "roi_px", "target_landmarks_px"]
+        ),
         "method": config.method,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -113,6 +115,32 @@ def previous_rows(path: Path, schema: Schema, params: Mapping[str, Any]) -> pd.D
         log.info("%s was written with other parameters: starting afresh", path)
         return None
     return read_manifest(path, schema, run_first="").df
+
+
+def manifest_digest(df: pd.DataFrame, columns: Sequence[str]) -> str:
+    """A short digest of ``columns`` of every row, for a downstream stage's parameters.
+
+    A stage resumes only a job with the same parameters; with its upstream's digest among them,
+    re-running the upstream stage with other results (another model file, a changed fit)
+    makes the downstream stage start afresh instead of keeping rows made from the old ones.
+    """
+    digest = hashlib.blake2b(digest_size=12)
+    for column in columns:
+        for value in df[column]:
+            if isinstance(value, np.ndarray):
+                digest.update(np.ascontiguousarray(value).tobytes())
+            else:
+                digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file (model files a stage's results depend on)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def upstream(path: Path, schema: Schema, run_first: str) -> Manifest:

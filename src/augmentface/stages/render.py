@@ -24,6 +24,7 @@ from augmentface.stages.common import (
     RENDERS_FILE,
     TARGETS_FILE,
     StageReport,
+    manifest_digest,
     previous_rows,
     progress,
     row_failure,
@@ -58,6 +59,18 @@ def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:
     atomic_write_bytes(path, data.tobytes())
 
 
+#: The fits columns a render depends on (besides the target).
+FIT_COLUMNS_USED = (
+    "image_path",
+    "face_index",
+    "status",
+    "landmarks_px",
+    "rotation",
+    "scale_px_per_mm",
+    "expression_offsets_model_mm",
+)
+
+
 def run_render(config: RenderConfig | None = None) -> StageReport:
     """Render every target row; write crops to ``<workdir>/renders/`` and ``renders.parquet``."""
     config = config or RenderConfig()
@@ -74,7 +87,13 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             f"{model.model_id}; run fit3dmm and synth again"
         )
     path = workdir / RENDERS_FILE
-    params = {"targets": str(targets_path.resolve())}
+    params = {
+        "targets": str(targets_path.resolve()),
+        "targets_digest": manifest_digest(
+            targets.df, [*TARGETS.key, "status", "expression_offsets_model_mm"]
+        ),
+        "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
+    }
     previous = previous_rows(path, RENDERS, params)
     done = done_keys(previous, RENDERS)
     face_rows = {

@@ -33,6 +33,8 @@ from augmentface.stages.common import (
     FITS_FILE,
     TARGETS_FILE,
     StageReport,
+    file_digest,
+    manifest_digest,
     previous_rows,
     progress,
     upstream,
@@ -50,6 +52,9 @@ class SynthConfig:
     seed: int = 0
     #: Synthesize only on faces that show no expression (see :func:`is_neutral_face`).
     neutral_only: bool = False
+    #: The model file the expression source was loaded from, if any: its sha256 goes into
+    #: the run's parameters, so another model never resumes this one's rows.
+    source_file: Path | None = None
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -74,6 +79,21 @@ NEUTRAL_BLENDSHAPE_LIMITS = {
 #: within 0.2 of the centre (one class), or the emotion label "neutral".
 NEUTRAL_MAX_AU = 1.0
 NEUTRAL_MAX_VA = 0.2
+
+
+#: The fits columns a synthesis depends on (faces, their identity for the CAAE, what
+#: ``--neutral-only`` reads).
+FIT_COLUMNS_USED = (
+    "image_path",
+    "face_index",
+    "status",
+    "identity_offsets_model_mm",
+    "blendshape_scores",
+    *LABEL_AU_COLUMNS,
+    "label_valence",
+    "label_arousal",
+    "label_emotion",
+)
 
 
 def is_neutral_face(face: Mapping) -> bool:
@@ -156,9 +176,16 @@ def run_synth(
     path = Path(config.workdir) / TARGETS_FILE
     params = {
         "fits": str(fits_path.resolve()),
-        "source": getattr(source, "provenance", source.name),
+        "source": source.name,
+        "source_file": (
+            None
+            if config.source_file is None
+            else {"path": str(config.source_file), "sha256": file_digest(config.source_file)}
+        ),
+        "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
         "neutral_only": config.neutral_only,
         "samples": config.samples,
+        "seed": config.seed,
         "targets": [t.target_id for t in targets],
         "labels": sorted(
             {
