@@ -235,8 +235,14 @@ def _paint_revealed_eyeball(crop, image_rgb, src_poly, dst_poly, iris, roi) -> n
     ys, xs = np.nonzero(new)
     in_iris = np.hypot(xs - centre[0], ys - centre[1]) <= radius
     source = image_rgb[roi[1] : roi[3], roi[0] : roi[2]]
-    visible = old & ~_disc(centre, radius * 1.1, shape)
-    sclera = np.median(source[visible], axis=0) if visible.any() else np.array([225, 215, 205])
+    visible = source[old & ~_disc(centre, radius * 1.1, shape)]
+    if len(visible):
+        # The opening beside the iris also holds lashes, lid shadow and the caruncle: the
+        # sclera is its brightest part.
+        luma = visible.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        sclera = np.median(visible[luma >= np.percentile(luma, 60)], axis=0)
+    else:
+        sclera = np.array([225, 215, 205])
     out = crop.copy()
     # Shade the sclera toward the lid margin the way the lid's shadow falls on a real eye.
     height = max(np.ptp(dst_poly[:, 1]), 1.0)
@@ -245,7 +251,7 @@ def _paint_revealed_eyeball(crop, image_rgb, src_poly, dst_poly, iris, roi) -> n
     mirror_x = np.clip(np.round(xs[in_iris]).astype(int), 0, shape[1] - 1)
     mirror_y = np.clip(np.round(2 * centre[1] - ys[in_iris]).astype(int), 0, shape[0] - 1)
     out[ys[in_iris], xs[in_iris]] = source[mirror_y, mirror_x]
-    soft = cv2.GaussianBlur(new.astype(np.float32), (0, 0), 0.7)[..., None]
+    soft = cv2.GaussianBlur(new.astype(np.float32), (0, 0), 1.0)[..., None]
     return np.round(soft * out + (1 - soft) * crop).astype(np.uint8)
 
 
