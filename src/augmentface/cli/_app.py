@@ -100,6 +100,10 @@ Samples = Annotated[
     ),
 ]
 
+FitsOption = Annotated[
+    Path | None,
+    typer.Option(help="Fitted faces to synthesize on (default WORKDIR/fits.parquet)."),
+]
 NeutralOnly = Annotated[
     bool,
     typer.Option(

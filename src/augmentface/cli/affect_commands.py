@@ -11,6 +11,7 @@ import typer
 from augmentface.atomic import atomic_write_text
 from augmentface.cli._app import (
     AllowFailures,
+    FitsOption,
     NeutralOnly,
     Quiet,
     Samples,
@@ -180,9 +181,7 @@ def synth_va(
     path: PathOption = None,
     frames: FramesOption = 50,
     workdir: Workdir = DEFAULT_WORKDIR,
-    fits: Annotated[
-        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
-    ] = None,
+    fits: FitsOption = None,
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = False,
@@ -309,9 +308,7 @@ def synth_emotion(
     path: PathOption = None,
     frames: FramesOption = 50,
     workdir: Workdir = DEFAULT_WORKDIR,
-    fits: Annotated[
-        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
-    ] = None,
+    fits: FitsOption = None,
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = False,
@@ -378,9 +375,7 @@ def transfer(
         Path | None, typer.Option(help="Your own face_landmarker.task (photo donors).")
     ] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
-    fits: Annotated[
-        Path | None, typer.Option(help="Faces to transfer onto (default WORKDIR/fits.parquet).")
-    ] = None,
+    fits: FitsOption = None,
     neutral_only: NeutralOnly = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,

@@ -10,6 +10,7 @@ import typer
 from augmentface.atomic import atomic_write_text
 from augmentface.cli._app import (
     AllowFailures,
+    FitsOption,
     NeutralOnly,
     Quiet,
     Samples,
@@ -104,9 +105,7 @@ def synth_au(
         ),
     ] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
-    fits: Annotated[
-        Path | None, typer.Option(help="Fits manifest (default WORKDIR/fits.parquet).")
-    ] = None,
+    fits: FitsOption = None,
     path: PathOption = None,
     frames: FramesOption = 50,
     samples: Samples = 1,
