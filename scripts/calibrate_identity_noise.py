@@ -28,8 +28,7 @@ from augmentface.atomic import atomic_write_text
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, fit_face
 from augmentface.face.model import IDENTITY_AU_NOISE_FILE, load_face_model
-from augmentface.imageio import read_image
-from augmentface.stages.fit3dmm import list_images
+from augmentface.imageio import list_images, read_image
 
 MAX_SIDE = 800
 

@@ -26,8 +26,7 @@ from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import rigidity_weights, similarity_transform
 from augmentface.face.model import load_face_model
 from augmentface.frames import image_to_model
-from augmentface.imageio import read_image
-from augmentface.stages.fit3dmm import list_images
+from augmentface.imageio import list_images, read_image
 
 OUT = Path(__file__).resolve().parents[1] / "src/augmentface/face/data/neutral_offsets_model_mm.npy"
 LIMITS = {"mouthSmileLeft": 0.15, "mouthSmileRight": 0.15, "jawOpen": 0.1,

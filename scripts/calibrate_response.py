@@ -30,9 +30,8 @@ from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, FitConfig, fit_face
 from augmentface.face.model import LANDMARK_GAINS_FILE, load_face_model
 from augmentface.frames import offsets_model_to_image
-from augmentface.imageio import read_image
+from augmentface.imageio import list_images, read_image
 from augmentface.render.face_render import render_expression
-from augmentface.stages.fit3dmm import list_images
 
 MAX_SIDE = 800
 

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from augmentface.cli import app
+from augmentface.expression.space import expression_deformations_model_mm
 from augmentface.manifest import read_manifest, write_manifest
 from augmentface.simulate.va_like import VALikeConfig, fits_frame, generate_va_like
 from augmentface.stages.schemas import FITS, LABELS, TARGETS
@@ -103,7 +104,7 @@ def test_synthesize_modes_render_and_blend(generated, photo_workdir, tmp_path):
     assert count == 12
 
 
-def test_emotion_prior_learned_and_transfer(generated, photo_workdir, tmp_path):
+def test_emotion_prior_learned_and_transfer(generated, photo_workdir, tmp_path, model):
     work = ["-w", photo_workdir]
     _cli("synth-emotion", "--emotion", "happiness", "--emotion", "sad", "--intensity", "0.7",
          *work, "-q")  # fmt: skip
@@ -127,8 +128,11 @@ def test_emotion_prior_learned_and_transfer(generated, photo_workdir, tmp_path):
     donor = train.iloc[100]
     assert moved["kind"].iloc[0] == "transfer"
     assert moved["valence"].iloc[0] == pytest.approx(donor["label_valence"])
-    assert np.allclose(moved["expression_offsets_model_mm"].iloc[0],
-                       donor["expression_offsets_model_mm"], atol=1e-5)  # fmt: skip
+    # the donor's deformation from its subject's neutral frames is what moves
+    subject = train[train["subject_id"] == donor["subject_id"]]
+    deformations = expression_deformations_model_mm(subject, model)
+    expected = deformations.offsets_model_mm[list(deformations.index).index(100)]
+    assert np.allclose(moved["expression_offsets_model_mm"].iloc[0], expected, atol=1e-5)
 
 
 def test_bad_affect_input(generated, photo_workdir, tmp_path):

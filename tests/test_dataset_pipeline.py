@@ -14,7 +14,7 @@ from augmentface.cli import app
 from augmentface.datasets import import_dataset, read_frame
 from augmentface.manifest import read_manifest
 from augmentface.stages.schemas import FITS
-from tests.dataset_trees import build_afew_va, build_disfa, disfa_intensities
+from tests.dataset_trees import build_afew_va, build_disfa, build_folder, disfa_intensities
 
 runner = CliRunner()
 N_FRAMES = 6
@@ -98,3 +98,16 @@ def test_training_refuses_bad_input(tmp_path, astronaut, monkeypatch):
     assert result.exit_code == 2 and "fake.pt" in result.output
     result = runner.invoke(app, ["import", "disfa", str(tmp_path), "-q"])
     assert result.exit_code == 2 and "ActionUnit_Labels" in result.output
+
+
+def test_reimport_with_other_labels_refits(tmp_path, astronaut, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "photos"
+    face = _face_frames(astronaut, 1)[0]
+    for valence in (0.5, -0.5):
+        build_folder(root, {"a/001.png": face},
+                     pd.DataFrame({"path": ["a/001.png"], "valence": [valence], "arousal": [0.1]}))
+        _cli("import", "folder", root, "--labels-csv", "labels.csv", "-q")
+        _cli("fit3dmm", "-q")
+        fits = read_manifest(tmp_path / "augment/fits.parquet", FITS, run_first="").df
+        assert fits["label_valence"].tolist() == [valence]  # not the first import's label

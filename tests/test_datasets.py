@@ -144,11 +144,13 @@ def test_disfa_invalid_intensity_is_recorded(tmp_path, frames):
     build_disfa(tmp_path, frames)
     au12 = tmp_path / "ActionUnit_Labels/SN001/SN001_au12.txt"
     lines = au12.read_text().splitlines()
-    lines[3], lines[5] = "4,7", "6,x"
+    lines[3], lines[5], lines[1] = "4,7", "6,x", "nan,2"
     au12.write_text("\n".join(lines) + "\n")
     df = import_dataset("disfa", tmp_path)
     bad = df[df["status"] != "ok"]
-    assert bad["frame_index"].tolist() == [4, 6]
+    assert bad["frame_index"].tolist() == [2, 4, 6]
+    assert "frame number 'nan'" in bad["error"].iloc[0]
+    bad = bad.iloc[1:]
     assert set(bad["status"]) == {"invalid_label"}
     assert "SN001_au12.txt line 4: AU12 is 7, outside [0, 5]" in bad["error"].iloc[0]
     assert "SN001_au12.txt line 6" in bad["error"].iloc[1]

@@ -72,6 +72,29 @@ def test_changed_upstream_is_not_resumed(tmp_path, astronaut_file, monkeypatch):
     assert (again.done, again.skipped) == (2, 0)
 
 
+def test_changed_labels_and_layouts_resume_correctly(tmp_path, astronaut_file, monkeypatch):
+    from augmentface.stages.blend import BlendConfig, run_blend
+
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
+    va = ("synth-va", "--valence", "0.62", "--arousal", "0.33", "-q")
+    assert _cli(*va).exit_code == 0
+    assert _cli("render", "-q").exit_code == 0
+    assert run_blend(BlendConfig(quiet=True, layout="flat")).done == 1
+    assert run_blend(BlendConfig(quiet=True, layout="flat")).skipped == 1  # resumed
+    # the same expression with another label: nothing to re-render, but the labels change
+    assert _cli(*va, "--label", "class-median").exit_code == 0
+    assert _cli("render", "-q").exit_code == 0
+    assert run_blend(BlendConfig(quiet=True, layout="flat")).done == 1
+    labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
+    assert (labels.valence[0], labels.arousal[0]) == pytest.approx((0.7, 0.3))
+    flat = pd.read_csv(tmp_path / "augment/output/flat/labels.csv")
+    assert flat.valence[0] == pytest.approx(0.7)
+    # a layout written over the photos it was made from is refused
+    result = _cli("blend", "--layout", "flat", "--layout-root", str(astronaut_file.parent.parent))
+    assert result.exit_code == 2 and "replace the dataset's own files" in result.output
+
+
 def test_missing_upstream_names_the_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _cli("render")

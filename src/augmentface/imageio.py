@@ -23,7 +23,7 @@ import contextlib
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -35,11 +35,16 @@ from augmentface.errors import ImageMissingError, ImageReadError, ImageTooLargeE
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "encode_image",
+    "list_images",
     "read_image",
     "read_image_size",
     "write_image_atomic",
 ]
+
+#: Suffixes of the files a folder search takes for images.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Largest ``width * height`` :func:`read_image` decodes by default (a 100 MP photo is ~300 MB
@@ -346,3 +351,23 @@ def _encode_params(suffix: str, jpeg_quality: int) -> list[int]:
     if suffix == ".webp":
         return [cv2.IMWRITE_WEBP_QUALITY, jpeg_quality]
     return [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+
+
+def list_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files named by ``inputs`` (files as given; folders searched recursively by suffix).
+
+    A named file is kept whatever its suffix (so a bad file gets a status, not silence); a
+    missing path is kept too and fails as ``missing``.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser().resolve()
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
+            )
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))

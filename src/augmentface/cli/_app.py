@@ -21,7 +21,8 @@ from augmentface.stages.common import StageReport
 
 app = typer.Typer(
     help="Augment affect datasets with new, correctly labelled expression images of the same "
-    "people. Stages: fit3dmm -> synth-au | synth-va -> render -> blend (or `run` for all).",
+    "people. Stages: [import ->] fit3dmm -> synth-au | synth-va | synth-emotion | transfer -> "
+    "render -> blend (or `run` for all).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -94,9 +95,9 @@ Samples = Annotated[
         "--samples",
         "-n",
         min=1,
-        help="Samples per face and target. Sample 0 is the target itself; later ones add "
-        "seeded jitter (rig and priors: SD 0.3 AU intensity) or are fresh draws (learned "
-        "and class models in sample mode).",
+        help="Samples per face and target, all seeded. Rig and priors: sample 0 is the target "
+        "itself, later ones add jitter (SD 0.3 AU intensity); class models in sample mode: "
+        "sample 0 is the class mean, later ones draws; learned models: every sample a draw.",
     ),
 ]
 
@@ -108,8 +109,9 @@ NeutralOnly = Annotated[
     bool,
     typer.Option(
         "--neutral-only",
-        help="Synthesize only on neutral faces: by their dataset labels when present (AUs "
-        "below 1, |V|, |A| <= 0.2, emotion neutral), else by MediaPipe's blendshapes.",
+        help="Synthesize only on neutral faces: by their dataset labels when present (every "
+        "AU below 1, (V, A) within 0.2 of the centre, emotion neutral), else by MediaPipe's "
+        "blendshapes.",
     ),
 ]
 

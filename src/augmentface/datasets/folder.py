@@ -35,6 +35,7 @@ from augmentface.datasets.labels import LabelTrack, Scale
 from augmentface.datasets.rows import SourceRows, require
 from augmentface.datasets.schema import DISFA_AUS, EMOTIONS, RAW_AUS
 from augmentface.errors import DatasetLayoutError, ImageMissingError, LabelError, UsageError
+from augmentface.imageio import list_images
 
 __all__ = ["AU_SCALE", "VA_SCALE", "import_folder"]
 
@@ -62,8 +63,6 @@ def import_folder(root: Path, config: ImportConfig | None = None) -> pd.DataFram
     UsageError
         If a split is asked for without a CSV ``split`` column.
     """
-    from augmentface.stages.fit3dmm import list_images  # imports MediaPipe: only when used
-
     config = config or ImportConfig()
     root = Path(root).expanduser().resolve()
     if not root.is_dir():

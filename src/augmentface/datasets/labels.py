@@ -171,11 +171,13 @@ def read_label_table(
                 problems[number] = f"{line.strip()!r} is not all numbers"
                 parsed = None
             if parsed is not None:
-                if frame_column and parsed[0] == round(parsed[0]):
+                if frame_column and np.isfinite(parsed[0]) and parsed[0] == round(parsed[0]):
                     frame = int(parsed[0])
-                elif frame_column:
+                    row = parsed[frame_column:]
+                elif frame_column:  # values of an unknown frame are not used
                     problems[number] = f"frame number {fields[0]!r} is not a whole number"
-                row = parsed[frame_column:]
+                else:
+                    row = parsed
         frames.append(frame)
         values.append(row)
         locations.append(number)

@@ -12,6 +12,7 @@ expression source (the rig, the VA prior, learned models later) produces the sam
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +107,20 @@ def close_lips(verts_model_mm: np.ndarray) -> np.ndarray:
 def _load(path: str, sha256: str) -> FaceModel:
     mesh = load_canonical_mesh(path)
     rig = build_au_rig(mesh.verts_model_mm, mesh.triangles)
-    model_id = f"mediapipe468-facs{RIG_VERSION}@{sha256[:12]}"
+    model_id = f"mediapipe468-facs{RIG_VERSION}-cal{calibration_digest()}@{sha256[:12]}"
     topology = MeshTopology(mesh.verts_model_mm, mesh.triangles)
     neutral = close_lips(mesh.verts_model_mm) + neutral_offsets_model_mm()
     return FaceModel(model_id, mesh, topology, rig, neutral)
+
+
+def calibration_digest() -> str:
+    """Short digest of the calibration files (neutral offsets, gains, identity noise): part of
+    the model id, so fits, targets and model files made before a recalibration are refused
+    rather than mixed with new ones."""
+    digest = hashlib.sha256()
+    for path in (NEUTRAL_OFFSETS_FILE, LANDMARK_GAINS_FILE, IDENTITY_AU_NOISE_FILE):
+        digest.update(path.read_bytes() if path.exists() else b"-")
+    return digest.hexdigest()[:6]
 
 
 @functools.cache

@@ -11,7 +11,7 @@ import numpy as np
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
-from augmentface.datasets.frames import read_frame
+from augmentface.datasets.frames import parse_frame_ref, read_frame
 from augmentface.datasets.layouts import LAYOUTS, write_layout
 from augmentface.errors import RenderError, UsageError
 from augmentface.face.detect import DetectConfig, FaceLandmarker
@@ -24,6 +24,8 @@ from augmentface.stages.common import (
     OUTPUT_DIR,
     RENDERS_FILE,
     StageReport,
+    frame_order,
+    log,
     manifest_digest,
     previous_rows,
     progress,
@@ -138,11 +140,18 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     labels = {tuple(r[k] for k in TARGETS.key): r for r in targets.df.to_dict("records")}
     out_dir = Path(config.output or workdir / OUTPUT_DIR)
     path = out_dir / LABELS_FILE
+    layout_root = None
+    if config.layout is not None:
+        layout_root = Path(config.layout_root or out_dir / config.layout).resolve()
+        _refuse_overwriting_sources(layout_root, renders.df["image_path"])
     params = {
         "renders": str(renders_path.resolve()),
         "renders_digest": manifest_digest(
             renders.df, [*RENDERS.key, "status", "render_path", "roi_px", "target_landmarks_px"]
         ),
+        "labels_digest": manifest_digest(targets.df, [*TARGETS.key, *LABEL_COLUMNS]),
+        "layout": config.layout,
+        "layout_root": None if layout_root is None else str(layout_root),
         "method": config.method,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality,
@@ -160,7 +169,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
             report.skipped += 1
         else:
             todo.append(row)
-    todo.sort(key=lambda r: r["image_path"])
+    todo.sort(key=lambda r: frame_order(r["image_path"]))
     seed = targets.meta.get("seed")
     cached: tuple[str, np.ndarray] | None = None
     lossless = config.image_format == "png"
@@ -215,12 +224,27 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
                 report.reject(f"{file.name}: {'; '.join(rejected)}")
             else:
                 report.ok()
-    if config.layout is not None:
-        root = config.layout_root or out_dir / config.layout
-        _write_layout(path, renders.df, config.layout, root)
+    if config.layout is not None and layout_root is not None:
+        _write_layout(path, renders.df, config.layout, layout_root)
     _write_sequences(path, out_dir / SEQUENCES_DIR, config.fps)
     _write_csv(path)
     return report
+
+
+def _refuse_overwriting_sources(root: Path, image_paths) -> None:
+    """A layout written where the source dataset lies would replace its files: refuse."""
+    for ref in sorted(set(image_paths)):
+        source = parse_frame_ref(ref)[0].resolve()
+        if source.is_relative_to(root):
+            raise UsageError(
+                f"layout root {root} holds the source {source}; writing the layout there would "
+                "replace the dataset's own files: choose another --layout-root"
+            )
+
+
+#: Targets whose AU columns are labels someone asked for; VA and emotion targets get their AUs
+#: from a prior or a model reading, which a dataset's AU files must not present as ground truth.
+AU_LABELLED_KINDS = ("au", "transfer")
 
 
 def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
@@ -228,6 +252,7 @@ def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
     manifest = read_manifest(labels_path, LABELS, run_first="augmentface blend")
     labels = manifest.df
     ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
+    ok.loc[~ok["kind"].isin(AU_LABELLED_KINDS), list(AU_NAMES)] = np.nan
     landmarks = {
         tuple(r[k] for k in LABELS.key): r["target_ibug68_px"] for r in renders.to_dict("records")
     }
@@ -241,21 +266,28 @@ def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
         labels_path,
         labels,
         LABELS,
-        params={**meta["params"], "layout": layout, "layout_root": str(root)},
+        params=meta["params"],
         seed=meta.get("seed"),
         face_model_id=meta.get("face_model_id"),
     )
 
 
 def _write_sequences(labels_path: Path, folder: Path, fps: float) -> None:
-    """One video per smooth path (``synth-va --path``): its frames in order."""
+    """One video per smooth path (``synth-va --path``): its frames in order.
+
+    A path with a failed or rejected frame gets no video (a gap would put every later frame
+    out of step with its label); the log names it.
+    """
     labels = read_manifest(labels_path, LABELS, run_first="augmentface blend").df
-    paths = labels[(labels["status"] == "ok") & labels["sequence"].notna()]
+    paths = labels[labels["sequence"].notna()]
     for (image_path, face, sequence, sample), group in paths.groupby(
         ["image_path", "face_index", "sequence", "sample"], sort=True
     ):
-        frames = [read_image(p) for p in group.sort_values("frame")["output_path"]]
         stem = sample_name(image_path, int(face), str(sequence), int(sample))
+        if not (group["status"] == "ok").all():
+            log.warning("%s: not every frame of the path was made; no video written", stem)
+            continue
+        frames = [read_image(p) for p in group.sort_values("frame")["output_path"]]
         write_video(folder / f"{stem}.mp4", frames, fps)
 
 

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from augmentface.datasets.frames import parse_frame_ref
 from augmentface.errors import RowError
 from augmentface.manifest import Manifest, Schema, read_manifest, read_meta
 
 log = logging.getLogger("augmentface")
 
 DEFAULT_WORKDIR = Path("augment")
+SOURCES_FILE = "sources.parquet"
 FITS_FILE = "fits.parquet"
 TARGETS_FILE = "targets.parquet"
 RENDERS_FILE = "renders.parquet"
@@ -132,6 +134,13 @@ def manifest_digest(df: pd.DataFrame, columns: Sequence[str]) -> str:
             else:
                 digest.update(repr(value).encode())
     return digest.hexdigest()
+
+
+def frame_order(image_path: str) -> tuple[str, int]:
+    """Sort key of a frame reference: by file, then by frame number (``#frame=10`` after
+    ``#frame=2``), so a stage decodes a video's frames forward instead of seeking."""
+    file, index = parse_frame_ref(image_path)
+    return str(file), -1 if index is None else index
 
 
 def file_digest(path: str | Path) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from augmentface.datasets.frames import read_frame
 from augmentface.datasets.schema import read_sources
@@ -25,21 +26,30 @@ from augmentface.face.detect import (
 from augmentface.face.fitting import FitConfig, fit_face
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
-from augmentface.imageio import DEFAULT_MAX_PIXELS
+from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images
 from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
+    SOURCES_FILE,
     StageReport,
+    manifest_digest,
     previous_rows,
     progress,
     row_failure,
 )
 from augmentface.stages.schemas import AU_NAMES, FITS, SOURCE_LABEL_COLUMNS
 
-SOURCES_FILE = "sources.parquet"
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: The source-manifest columns a fit depends on: a re-import with other frames or labels
+#: starts fit3dmm afresh.
+SOURCE_DIGEST_COLUMNS = (
+    "image_path",
+    "subject_id",
+    "clip_id",
+    "frame_index",
+    "status",
+    *SOURCE_LABEL_COLUMNS,
+)
 
 
 @dataclass(frozen=True)
@@ -67,26 +77,6 @@ class Fit3dmmConfig:
             raise UsageError(f"recycle_every must be >= 1, got {self.recycle_every}")
         if self.workers < 1:
             raise UsageError(f"workers must be >= 1, got {self.workers}")
-
-
-def list_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Image files named by ``inputs`` (files as given; folders searched recursively by suffix).
-
-    A named file is kept whatever its suffix (so a bad file gets a status, not silence); a
-    missing path is kept too and fails as ``missing``.
-    """
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item).expanduser().resolve()
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                )
-            )
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -117,15 +107,18 @@ def sources_from_paths(inputs: Sequence[str | Path]) -> list[FaceSource]:
     return [FaceSource(str(p), subject_id=p.stem) for p in list_images(inputs)]
 
 
-def sources_from_manifest(path: Path) -> list[FaceSource]:
+def sources_from_manifest(df: pd.DataFrame) -> list[FaceSource]:
     """Every frame of a source manifest (``augmentface import``), with subject and labels.
 
-    Frames whose *labels* are invalid are fitted too (their labels are NaN): the image is
-    good, and the fits manifest records what the dataset said through the labels.
+    Frames whose labels are in doubt (status ``invalid_label``, ``label_mismatch``: a label
+    file longer or shorter than its video, …) are fitted too, but without labels: the image is
+    good, the labels cannot be trusted to belong to it.
     """
-    df = read_sources(path).df
     labels = df[list(SOURCE_LABEL_COLUMNS)]
-    labels = labels.astype(object).where(labels.notna(), None)
+    labels = labels.astype(object).where(
+        labels.notna() & (df["status"] == "ok").to_numpy()[:, None]
+    )
+    labels = labels.where(labels.notna(), None)
     return [
         FaceSource(
             image_path=row.image_path,
@@ -255,8 +248,12 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     if sources_path is not None and inputs:
         raise UsageError("give either images or a source manifest (--sources), not both")
     if sources_path is not None:
-        sources = sources_from_manifest(Path(sources_path))
-        what: dict[str, Any] = {"sources": str(Path(sources_path).resolve()), "n": len(sources)}
+        table = read_sources(sources_path).df
+        sources = sources_from_manifest(table)
+        what: dict[str, Any] = {
+            "sources": str(Path(sources_path).resolve()),
+            "sources_digest": manifest_digest(table, SOURCE_DIGEST_COLUMNS),
+        }
     else:
         sources = sources_from_paths(inputs)
         what = {"inputs": [s.image_path for s in sources]}

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from augmentface.datasets import ImportConfig, import_dataset, write_sources
-from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
-from augmentface.stages.fit3dmm import SOURCES_FILE
+from augmentface.errors import LabelError, LabelMismatchError, MissingLabelError
+from augmentface.stages.common import DEFAULT_WORKDIR, SOURCES_FILE, StageReport, log
 
 
 @dataclass(frozen=True)
@@ -18,11 +18,18 @@ class ImportStageConfig:
     dataset: ImportConfig = field(default_factory=ImportConfig)
 
 
+#: Statuses of frames whose image is fine but whose labels are not: such frames are imported
+#: (fit3dmm fits them, without labels), so they do not fail the import; one line per status
+#: reports them. Aff-Wild2 marks thousands of frames -5 or -1 as a matter of course.
+LABEL_STATUSES = (LabelError.status, LabelMismatchError.status, MissingLabelError.status)
+
+
 def run_import(kind: str, root: str | Path, config: ImportStageConfig | None = None) -> StageReport:
     """Read dataset ``root`` (layout ``kind``) and write ``<workdir>/sources.parquet``.
 
-    Frames whose labels are invalid are recorded with their status (counted as failed in the
-    report, with the first message) but never dropped; fit3dmm still fits them.
+    Every frame is recorded with its status, never dropped. Frames whose only problem is their
+    labels count as done and are reported by one log line per status; frames that cannot be
+    read (a video that does not open) count as failed.
     """
     config = config or ImportStageConfig()
     root = Path(root).expanduser().resolve()
@@ -31,9 +38,17 @@ def run_import(kind: str, root: str | Path, config: ImportStageConfig | None = N
     params = {"dataset": kind, "root": str(root), **asdict(config.dataset)}
     write_sources(rows, path, params=params)
     report = StageReport("import", path)
-    for row in rows[["status", "error"]].itertuples(index=False):
-        if row.status == "ok":
-            report.ok()
+    for status, group in rows.groupby("status", sort=True):
+        if status == "ok":
+            report.done += len(group)
+            continue
+        example = group["error"].iloc[0]
+        if status in LABEL_STATUSES:
+            report.done += len(group)
+            log.warning("%d frames imported without labels (%s), e.g. %s", len(group), status,
+                        example)  # fmt: skip
         else:
-            report.fail(row.status, row.error)
+            report.failed[status] += len(group)
+            report.examples.setdefault(status, example)
+            log.warning("%d frames cannot be read (%s), e.g. %s", len(group), status, example)
     return report

@@ -24,6 +24,7 @@ from augmentface.stages.common import (
     RENDERS_FILE,
     TARGETS_FILE,
     StageReport,
+    frame_order,
     manifest_digest,
     previous_rows,
     progress,
@@ -109,7 +110,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             report.skipped += 1
         else:
             todo.append(row)
-    todo.sort(key=lambda r: r["image_path"])  # decode each photo once
+    todo.sort(key=lambda r: frame_order(r["image_path"]))  # decode each photo once
     out_dir = workdir / RENDERS_DIR
     cached: tuple[str, np.ndarray | Exception] | None = None
     with ManifestWriter(

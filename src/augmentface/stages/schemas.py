@@ -26,7 +26,10 @@ _KEY_SAMPLE = (
         nullable=False,
     ),
     Column(
-        "sample", "int64", "Sample number for this target (0 = the target itself)", nullable=False
+        "sample",
+        "int64",
+        "Sample number for this target (0 = the target itself, except for learned models)",
+        nullable=False,
     ),
 )
 _AU_COLUMNS = tuple(

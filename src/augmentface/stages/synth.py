@@ -197,6 +197,8 @@ def run_synth(
     previous = previous_rows(path, TARGETS, params)
     done = done_keys(previous, TARGETS)
     faces = [row for row in fits.df.to_dict("records") if row["status"] == "ok"]
+    if not faces:
+        raise UsageError(f"{fits_path}: no fitted face with status ok to synthesize on")
     if config.neutral_only:
         faces = [face for face in faces if is_neutral_face(face)]
         if not faces:

@@ -1,14 +1,16 @@
 """``augmentface transfer``: one face's expression on other faces, its label carried over.
 
-The donor is a row of a fits manifest or a photo (fitted on the spot). Its fitted expression
-(``expression_offsets_model_mm``, what replacement removes from the donor) becomes the target
-of every face in the work directory's fits, identity kept. The label is what is known about
-the donor: its dataset labels (AUs, valence/arousal, emotion) when it has any, else its fitted
-AU intensities.
+The donor is a row of a fits manifest or a photo (fitted on the spot). Its expression
+deformation becomes the target of every face in the work directory's fits, identity kept:
+against its subject's neutral frames when the manifest has them (a video, as for the learned
+models), else its fitted expression (what a replacement removes from it). The label is what is
+known about the donor: its dataset labels (AUs, valence/arousal, emotion) when it has any, else
+the rig's reading of the transferred deformation (bounded least squares, as for class models).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from augmentface.datasets.frames import parse_frame_ref
 from augmentface.errors import UsageError
+from augmentface.expression.class_models import au_estimate
+from augmentface.expression.space import expression_deformations_model_mm
 from augmentface.expression.targets import ExpressionTarget
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.landmarker_model import locate_landmarker
@@ -24,7 +29,7 @@ from augmentface.face.model import FaceModel, load_face_model
 from augmentface.manifest import read_meta
 from augmentface.stages.fit3dmm import FaceSource, Fit3dmmConfig, fit_image
 from augmentface.stages.fitted import read_fitted
-from augmentface.stages.schemas import AU_NAMES, LABEL_AU_COLUMNS
+from augmentface.stages.schemas import LABEL_AU_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,16 @@ class Donor:
     emotion: str | None = None
 
 
-def _donor_from_row(name: str, row: pd.Series) -> Donor:
+def _donor_from_row(name: str, row: pd.Series, offsets: np.ndarray, model: FaceModel) -> Donor:
     labelled = {
         int(c[len("label_AU") :]): float(row[c]) for c in LABEL_AU_COLUMNS if pd.notna(row.get(c))
     }
-    fitted = dict(zip((int(n[2:]) for n in AU_NAMES), map(float, row["au_intensities"]),
-                      strict=True))  # fmt: skip
-    aus = labelled if labelled else fitted
+    read = dict(zip(model.rig.au_numbers, map(float, au_estimate(model.rig, offsets)),
+                    strict=True))  # fmt: skip
+    aus = labelled if labelled else read
     return Donor(
         name=name,
-        expression_offsets_model_mm=np.asarray(row["expression_offsets_model_mm"], float),
+        expression_offsets_model_mm=np.asarray(offsets, dtype=np.float64),
         aus={au: v for au, v in aus.items() if v > 0},
         valence=float(row.get("label_valence", math.nan)),
         arousal=float(row.get("label_arousal", math.nan)),
@@ -62,7 +67,14 @@ def donor_from_fits(path: Path, row: int, model: FaceModel) -> Donor:
     if not 0 <= row < len(fits):
         raise UsageError(f"{path}: row {row} out of range (it has {len(fits)} fitted faces)")
     picked = fits.iloc[row]
-    return _donor_from_row(f"{Path(picked['image_path']).stem}-f{picked['face_index']}", picked)
+    subject = fits[fits["subject_id"] == picked["subject_id"]]
+    deformations = expression_deformations_model_mm(subject, model)
+    offsets = deformations.offsets_model_mm[list(deformations.index).index(picked.name)]
+    # The frame reference names a video frame or a file: short, readable and unique per row.
+    file, frame = parse_frame_ref(picked["image_path"])
+    digest = hashlib.sha1(str(picked["image_path"]).encode()).hexdigest()[:6]
+    where = file.stem if frame is None else f"{file.stem}-fr{frame}"
+    return _donor_from_row(f"{where}-{digest}-f{picked['face_index']}", picked, offsets, model)
 
 
 def donor_from_image(path: Path, model: FaceModel, landmarker: Path | None = None) -> Donor:
@@ -71,7 +83,8 @@ def donor_from_image(path: Path, model: FaceModel, landmarker: Path | None = Non
     with FaceLandmarker(DetectConfig(model_path=located.path)) as detector:
         rows = fit_image(FaceSource(str(Path(path).resolve()), Path(path).stem), detector, model,
                          Fit3dmmConfig())  # fmt: skip
-    return _donor_from_row(Path(path).stem, pd.Series(rows[0]))
+    row = pd.Series(rows[0])
+    return _donor_from_row(Path(path).stem, row, row["expression_offsets_model_mm"], model)
 
 
 def load_donor(source: Path, row: int = 0, landmarker: Path | None = None) -> Donor:
