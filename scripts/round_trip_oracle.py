@@ -21,14 +21,13 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from augmentface.blend import blend_face
+from augmentface.datasets.schema import DISFA_AUS
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, FitConfig, fit_face, observed_gains
 from augmentface.face.model import load_face_model
 from augmentface.frames import image_to_model
 from augmentface.imageio import read_image
 from augmentface.render.face_render import render_expression
-
-DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 
 
 def neutral_faces(folder: Path, landmarker):

@@ -17,7 +17,7 @@ from augmentface.expression.au_evaluation import (
 from augmentface.expression.learned.checkpoint import CheckpointError
 from augmentface.expression.learned.config import TrainConfig, TrainConfigError
 from augmentface.expression.learned.data import TrainingDataError
-from augmentface.expression.learned.labels import DISFA_AUS, LabelError, label_column
+from augmentface.expression.learned.labels import DISFA_AUS, AULabelError, label_column
 from augmentface.expression.learned.source import LearnedAUSource, UnsupportedTargetError
 from augmentface.expression.learned.train import soft_labels, train_au_model
 from augmentface.expression.learned.trained import load_au_model
@@ -190,15 +190,15 @@ def test_seeds_reproduce(kind, model, train_fits):
 
 def test_bad_manifests(model, train_fits):
     small = TrainConfig(epochs=1, hidden=16)
-    with pytest.raises(LabelError, match="label_AU1"):
+    with pytest.raises(AULabelError, match="label_AU1"):
         train_au_model(train_fits.drop(columns=LABELS), model, small)
     out_of_range = train_fits.copy()
     out_of_range.loc[3, "label_AU12"] = 7.0
-    with pytest.raises(LabelError, match="0–5"):
+    with pytest.raises(AULabelError, match="0–5"):
         train_au_model(out_of_range, model, small)
     all_nan = train_fits.copy()
     all_nan["label_AU4"] = np.nan
-    with pytest.raises(LabelError, match="NaN"):
+    with pytest.raises(AULabelError, match="NaN"):
         train_au_model(all_nan, model, small)
     some_nan = train_fits.copy()
     some_nan.loc[[0, 5, 9], "label_AU25"] = np.nan
@@ -239,7 +239,7 @@ def test_metrics_from_their_definitions():
 
 
 def test_evaluation_refuses_unlabelled_heldout(model, heldout_fits):
-    with pytest.raises(LabelError):
+    with pytest.raises(AULabelError):
         evaluate_au_model(RigSource(model.rig), heldout_fits.drop(columns=LABELS), model)
 
 

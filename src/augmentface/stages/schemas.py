@@ -83,7 +83,6 @@ _SOURCE_IDS = (
     Column("clip_id", "string", "Clip (video or frame folder), if any"),
     Column("frame_index", "int64", "The dataset's own frame number (-1 for a still)"),
 )
-SOURCE_ID_COLUMNS: tuple[str, ...] = tuple(c.name for c in _SOURCE_IDS)
 
 FITS = Schema(
     stage="fit3dmm",

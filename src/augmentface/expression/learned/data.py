@@ -19,7 +19,7 @@ import pandas as pd
 from augmentface.errors import UsageError
 from augmentface.expression.au_rig import INTENSITY_MAX
 from augmentface.expression.learned.config import TrainConfig
-from augmentface.expression.learned.labels import LabelError, read_au_labels
+from augmentface.expression.learned.labels import AULabelError, read_au_labels
 from augmentface.expression.space import (
     N_COORDS,
     ExpressionBasis,
@@ -197,7 +197,7 @@ def training_data_from_chunks(
     if labels.ndim != 2 or labels.shape[1] != len(config.aus):
         raise TrainingDataError(f"labels must be (N, {len(config.aus)}), got {labels.shape}")
     if not np.isfinite(labels).all() or labels.min() < 0 or labels.max() > INTENSITY_MAX:
-        raise LabelError("labels must be finite intensities on the FACS scale 0–5")
+        raise AULabelError("labels must be finite intensities on the FACS scale 0–5")
     validation = split_subjects(list(identity_sum), config.validation_share, config.seed)
     is_train = ~np.isin(subject_ids, list(validation))
     train_subjects = sorted(set(identity_sum) - validation)

@@ -8,17 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from augmentface.datasets.schema import DISFA_AUS  # the default condition of learned models
 from augmentface.errors import UsageError
 from augmentface.expression.au_rig import INTENSITY_MAX
-
-#: The 12 AUs coded in DISFA (Mavadati et al. 2013), the default condition of learned models.
-DISFA_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 
 _log = logging.getLogger(__name__)
 
 
-class LabelError(UsageError):
-    """A manifest's AU labels are missing, out of range or all unlabelled."""
+class AULabelError(UsageError):
+    """A manifest's AU labels are missing, out of range or all unlabelled (a usage error, unlike
+    :class:`augmentface.errors.LabelError`, the status of one imported frame's bad label)."""
 
 
 def label_column(au: int) -> str:
@@ -58,13 +57,13 @@ def read_au_labels(fits: pd.DataFrame, aus: tuple[int, ...] = DISFA_AUS) -> AULa
 
     Raises
     ------
-    LabelError
+    AULabelError
         A column is missing, a value is out of range, or no row is completely labelled.
     """
     columns = [label_column(au) for au in aus]
     missing = [c for c in columns if c not in fits.columns]
     if missing:
-        raise LabelError(
+        raise AULabelError(
             f"the manifest has no label columns {', '.join(missing)}; a learned AU model "
             "needs a fitted manifest of a labelled dataset (FACS 0–5 per AU, NaN = unlabelled)"
         )
@@ -73,13 +72,13 @@ def read_au_labels(fits: pd.DataFrame, aus: tuple[int, ...] = DISFA_AUS) -> AULa
     bad = ~finite & ~np.isnan(values) | finite & ((values < 0) | (values > INTENSITY_MAX))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise LabelError(
+        raise AULabelError(
             f"{columns[col]} must be on the FACS scale 0–5 (NaN = unlabelled); "
             f"{int(bad.sum())} values are not, e.g. {values[row, col]} in row {fits.index[row]!r}"
         )
     keep = finite.all(axis=1)
     if not keep.any():
-        raise LabelError(
+        raise AULabelError(
             f"no row has all of {', '.join(columns)} labelled; every one has a NaN label"
         )
     labels = AULabels(values[keep].astype(np.float32), keep, tuple(aus))

@@ -20,7 +20,7 @@ from augmentface.expression.learned.checkpoint import (
 )
 from augmentface.expression.learned.config import TrainConfig
 from augmentface.expression.learned.data import DataSummary, identity_codes
-from augmentface.expression.learned.labels import LabelError
+from augmentface.expression.learned.labels import AULabelError
 from augmentface.expression.learned.nets import ConditionalMLP, Dims, draw_latent
 from augmentface.expression.space import ExpressionBasis
 
@@ -115,7 +115,7 @@ class TrainedAUModel:
         """
         labels = np.asarray(labels, dtype=np.float32).reshape(-1, len(self.aus))
         if not np.isfinite(labels).all() or labels.min() < 0 or labels.max() > INTENSITY_MAX:
-            raise LabelError("AU intensities to generate must be finite and in 0–5")
+            raise AULabelError("AU intensities to generate must be finite and in 0–5")
         n = len(labels)
         if identity is None:
             identity = np.zeros((n, self.identity_basis.n_components), dtype=np.float32)
