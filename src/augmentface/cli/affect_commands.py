@@ -76,18 +76,8 @@ Components = Annotated[
 ]
 
 
-def _synth(targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source,
-           source_file):  # fmt: skip
-    config = SynthConfig(
-        workdir=workdir,
-        fits=fits,
-        samples=samples,
-        seed=seed,
-        neutral_only=neutral_only,
-        source_file=source_file,
-        quiet=quiet,
-    )
-    finish([run_or_exit(run_synth, targets, config, source)], quiet, allow_failures)
+def _synth(targets, config: SynthConfig, source, allow_failures: bool) -> None:
+    finish([run_or_exit(run_synth, targets, config, source)], config.quiet, allow_failures)
 
 
 def _build(fits, workdir, out, kind, min_frames, components, quiet) -> None:
@@ -203,9 +193,9 @@ def synth_va(
         source = run_or_exit(
             ClassModelSource, models, face_model.rig, mode, va_prior_offsets(face_model)
         )
-    _synth(
-        targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source, model
-    )
+    config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed,
+                         neutral_only=neutral_only, source_file=model, quiet=quiet)  # fmt: skip
+    _synth(targets, config, source, allow_failures)
 
 
 @synth_va_app.command(
@@ -327,9 +317,9 @@ def synth_emotion(
     if model is not None:
         models = run_or_exit(load_models_for, model, "emotion")
         source = run_or_exit(EmotionClassSource, models, load_face_model().rig, mode)
-    _synth(
-        targets, workdir, fits, samples, seed, neutral_only, quiet, allow_failures, source, model
-    )
+    config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed,
+                         neutral_only=neutral_only, source_file=model, quiet=quiet)  # fmt: skip
+    _synth(targets, config, source, allow_failures)
 
 
 @synth_emotion_app.command(
@@ -386,4 +376,6 @@ def transfer(
     found = run_or_exit(load_donor, donor, row, landmarker)
     source = TransferSource(found, load_face_model().rig.au_numbers)
     targets = [transfer_target(found)]
-    _synth(targets, workdir, fits, 1, 0, neutral_only, quiet, allow_failures, source, donor)
+    config = SynthConfig(workdir=workdir, fits=fits, neutral_only=neutral_only,
+                         source_file=donor, quiet=quiet)  # fmt: skip
+    _synth(targets, config, source, allow_failures)
