@@ -491,8 +491,10 @@ class ManifestWriter:
     params, seed, face_model_id
         Provenance, as for :func:`write_manifest`.
     every_n : int, optional
-        Rows between checkpoints. Each checkpoint rewrites the whole file, so keep it large
-        enough that writing stays cheap next to producing ``every_n`` rows. Default 50.
+        Rows between checkpoints, at least; default 50. Each checkpoint rewrites the whole
+        file, so a checkpoint also waits for a tenth more rows than the file holds: on a
+        130k-frame dataset, writing stays linear in the rows (about 11 times the final file in
+        all) instead of quadratic, and a crash loses at most a tenth of the work.
 
     Examples
     --------
@@ -545,9 +547,17 @@ class ManifestWriter:
             problems += [f"column {name!r} {problem}"] if problem else []
         if problems:
             raise UsageError(f"{self.schema.stage} row: " + "; ".join(problems))
-        self._rows.append(dict(row))
+        # Arrays are stored as float32 anyway (pack_array); holding them so halves the memory
+        # of a long run (a fitted face carries ~8k numbers).
+        self._rows.append(
+            {
+                k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+                for k, v in row.items()
+            }
+        )
         self._unsaved += 1
-        if self._unsaved >= self.every_n:
+        held = len(self._rows) + (0 if self._kept is None else len(self._kept))
+        if self._unsaved >= max(self.every_n, held // 10):
             self.flush()
 
     def frame(self) -> pd.DataFrame:
