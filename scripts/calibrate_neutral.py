@@ -27,11 +27,9 @@ from augmentface.face.fitting import rigidity_weights, similarity_transform
 from augmentface.face.model import load_face_model
 from augmentface.frames import image_to_model
 from augmentface.imageio import list_images, read_image
+from augmentface.stages.synth import NEUTRAL_BLENDSHAPE_LIMITS as LIMITS
 
 OUT = Path(__file__).resolve().parents[1] / "src/augmentface/face/data/neutral_offsets_model_mm.npy"
-LIMITS = {"mouthSmileLeft": 0.15, "mouthSmileRight": 0.15, "jawOpen": 0.1,
-          "eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5, "browDownLeft": 0.5,
-          "browDownRight": 0.5, "browInnerUp": 0.5}
 
 
 def is_neutral(names, scores) -> bool:
