@@ -54,6 +54,7 @@ def test_disfa_import_to_disfa_layout(tmp_path, disfa_root, monkeypatch):
     assert np.array_equal(merged["label_AU12"], merged["label_AU12_src"])  # labels carried
 
     _cli("synth-au", "train", "--out", "model.pt", "--model", "caae", "--epochs", "2",
+         "--min-steps", "5",
          "--validation-share", "0.34", "-q")  # fmt: skip
     _cli("synth-au", "--model", "model.pt", "--au", "12=3", "--au", "6=2", "-q")
     _cli("render", "-q")

@@ -256,3 +256,27 @@ def test_disfa_like_statistics(model):
     assert shape.shape == (468, 3)
     again = disfa_like_fits(model, n_subjects=6, frames_per_subject=400, seed=2)
     np.testing.assert_array_equal(labels, again[LABELS].to_numpy())
+
+
+@pytest.mark.parametrize("kind", ["cgan", "caae"])
+def test_generated_expressions_have_their_real_size(kind, model, trained, heldout_fits):
+    """A generated smile is as large as the real smiles with its labels (ICC alone misses a
+    model that draws every expression at a third of its size)."""
+    from augmentface.expression.space import expression_deformations_model_mm
+
+    deformations = expression_deformations_model_mm(heldout_fits, model)
+    frames = heldout_fits.loc[deformations.index]
+    smiling = np.flatnonzero(frames["label_AU12"].to_numpy() >= 3)
+    assert len(smiling) >= 10
+    source = LearnedAUSource(trained(kind), model.rig)
+    labels = frames[LABELS].fillna(0).to_numpy()[smiling]
+    targets = [
+        au_target({au: v for au, v in zip(DISFA_AUS, row, strict=True) if v > 0}) for row in labels
+    ]
+    generated = [source.realize(t, 0, np.random.default_rng(i))[1] for i, t in enumerate(targets)]
+
+    def rms(offsets):
+        return float(np.sqrt((np.asarray(offsets) ** 2).sum(axis=-1).mean()))
+
+    ratio = rms(generated) / rms(deformations.offsets_model_mm[smiling])
+    assert 0.7 < ratio < 1.3, ratio

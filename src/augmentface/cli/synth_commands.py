@@ -160,6 +160,14 @@ def synth_au_train(
         str, typer.Option(help="cgan (conditional GAN) or caae (conditional adversarial AE).")
     ] = "caae",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training frames.")] = 10,
+    min_steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Least number of optimiser steps: a small manifest trains for more epochs "
+            "(too few steps generate expressions well below their size).",
+        ),
+    ] = 1000,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per step.")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
     soft_labels: Annotated[
@@ -186,6 +194,7 @@ def synth_au_train(
         TrainConfig,
         model=model,
         epochs=epochs,
+        min_steps=min_steps,
         batch_size=batch_size,
         lr=lr,
         soft_label_width=0.0 if no_soft_labels else soft_labels,

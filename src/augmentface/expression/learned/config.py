@@ -30,6 +30,9 @@ class TrainConfig:
         AUs the model is conditioned on; the manifest needs a ``label_AU<n>`` column for each.
     epochs, batch_size, lr : int, int, float
         Passes over the training frames, frames per step, Adam learning rate.
+    min_steps : int
+        Least number of optimiser steps: a small manifest trains for more epochs than
+        ``epochs`` to reach it (:func:`~augmentface.expression.learned.train.epochs_to_run`).
     latent_dim, hidden : int
         Width of the noise/latent code and of the hidden layers.
     soft_label_width : float
@@ -56,6 +59,7 @@ class TrainConfig:
     model: str = "caae"
     aus: tuple[int, ...] = DISFA_AUS
     epochs: int = 10
+    min_steps: int = 1000
     batch_size: int = 512
     lr: float = 1e-3
     latent_dim: int = 8
@@ -78,7 +82,7 @@ class TrainConfig:
             raise TrainConfigError(f"aus must be distinct AU numbers, got {self.aus}")
         for au in self.aus:
             spec_for(au)  # an AU the rig does not know could never be realised
-        positive = ("epochs", "batch_size", "latent_dim", "hidden", "max_components")
+        positive = ("epochs", "min_steps", "batch_size", "latent_dim", "hidden", "max_components")
         for name in (*positive, "identity_dim"):
             if int(getattr(self, name)) < 1:
                 raise TrainConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -7,6 +7,7 @@ after it), so the same data and config give identical weights on the CPU.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -77,6 +78,15 @@ class _Monitor:
         return self._mae(out.cpu().numpy())
 
 
+def epochs_to_run(n_frames: int, config: TrainConfig) -> int:
+    """``config.epochs``, or more when a small manifest would give fewer than
+    ``config.min_steps`` optimiser steps: measured on 3,000 simulated frames, 90 steps
+    generated expressions at a third of their size (a smile at 1.0 mm RMS instead of 2.5),
+    900 steps at the right size."""
+    steps_per_epoch = max(1, math.ceil(n_frames / config.batch_size))
+    return max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+
+
 def fit_au_model(
     data: TrainingData,
     config: TrainConfig,
@@ -112,7 +122,7 @@ def fit_au_model(
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(config.seed)
         net = CAAE(dims, config, device) if config.model == "caae" else CGAN(dims, config, device)
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(1, epochs_to_run(len(x), config) + 1):
             start = time.perf_counter()
             totals: dict[str, float] = {}
             order = torch.randperm(len(x), device=device)
