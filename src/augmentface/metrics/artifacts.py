@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["outside_unchanged", "seam_band", "seam_ratio", "seam_score"]
+__all__ = ["gradient_energy", "outside_unchanged", "seam_band", "seam_ratio", "seam_score"]
 
 Roi = tuple[int, int, int, int]
 
@@ -96,8 +96,12 @@ def seam_band(
     return ys + wy0, xs + wx0
 
 
-def _band_energy(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
-    """Mean squared luma gradient (grey levels / px)² over the band pixels ``(ys, xs)``."""
+def gradient_energy(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
+    """Mean squared luma gradient (grey levels / px)² over the pixels ``(ys, xs)``.
+
+    Rec. 601 luma, 3 x 3 Sobel divided by its gain; the seam score and the forehead's
+    photometric strain (:mod:`augmentface.metrics.forehead`) both measure texture this way.
+    """
     height, width = image.shape[:2]
     # Only the band's bounding box plus the Sobel's one-pixel reach is converted and filtered.
     gx0, gy0 = max(0, int(xs.min()) - 1), max(0, int(ys.min()) - 1)
@@ -134,7 +138,7 @@ def seam_score(image_rgb: np.ndarray, alpha: np.ndarray, roi: Roi | None = None)
     ys, xs = seam_band(alpha, roi, image.shape)
     if ys.size == 0:
         raise ValueError("the mask has no boundary inside the image")
-    return _band_energy(image, ys, xs)
+    return gradient_energy(image, ys, xs)
 
 
 def seam_ratio(
@@ -170,7 +174,7 @@ def seam_ratio(
     ys, xs = seam_band(alpha, roi, output.shape)
     if ys.size == 0:
         raise ValueError("the mask has no boundary inside the image")
-    seam, reference = _band_energy(output, ys, xs), _band_energy(source, ys, xs)
+    seam, reference = gradient_energy(output, ys, xs), gradient_energy(source, ys, xs)
     if reference == 0:
         return 1.0 if seam == 0 else float("inf")
     return seam / reference

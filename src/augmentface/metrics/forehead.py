@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from augmentface.face import topology as topo
+from augmentface.metrics.artifacts import gradient_energy
 from augmentface.render.face_render import anchor_ring_px
 
 __all__ = [
@@ -42,9 +43,6 @@ __all__ = [
     "warp_strain",
 ]
 
-#: A 3 x 3 Sobel kernel responds 8x the slope of a linear ramp; dividing by it gives grey / px.
-_SOBEL_GAIN = 8.0
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Below this |area| (px²) a source triangle is degenerate and its Jacobian meaningless.
 _MIN_SOURCE_AREA_PX2 = 1e-6
 
@@ -186,14 +184,6 @@ def forehead_strain(
     return warp_strain(src_all, dst_all, forehead)
 
 
-def _gradient_energy(image_rgb: np.ndarray, mask: np.ndarray) -> float:
-    """Mean squared luma gradient, (grey levels / px)², over the pixels of ``mask``."""
-    luma = image_rgb.astype(np.float32) @ _LUMA
-    gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)[mask] / _SOBEL_GAIN
-    gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)[mask] / _SOBEL_GAIN
-    return float(np.mean(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2))
-
-
 def forehead_gradient_ratio(
     output_rgb: np.ndarray,
     source_rgb: np.ndarray,
@@ -232,8 +222,8 @@ def forehead_gradient_ratio(
     mask = np.zeros(output.shape[:2], np.uint8)
     for triangle in np.round(dst_all[forehead] * 16).astype(np.int32):
         cv2.fillConvexPoly(mask, triangle, 1, shift=4)
-    inside = mask.astype(bool)
-    if not inside.any():
+    ys, xs = np.nonzero(mask)
+    if not ys.size:
         return float("nan")
-    reference = _gradient_energy(source, inside)
-    return _gradient_energy(output, inside) / reference if reference > 0 else float("nan")
+    reference = gradient_energy(source, ys, xs)
+    return gradient_energy(output, ys, xs) / reference if reference > 0 else float("nan")
