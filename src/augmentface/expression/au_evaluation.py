@@ -29,6 +29,7 @@ import pandas as pd
 
 from augmentface.errors import UsageError
 from augmentface.expression.learned.labels import DISFA_AUS, read_au_labels
+from augmentface.expression.ridge import RidgeProbe
 from augmentface.expression.space import (
     ExpressionBasis,
     NeutralReferenceConfig,
@@ -112,34 +113,6 @@ def icc_3_1(ratings: np.ndarray) -> float:
     ems = ss_error / ((n - 1) * (k - 1))
     denominator = bms + (k - 1) * ems
     return float((bms - ems) / denominator) if denominator > 0 else math.nan
-
-
-@dataclass(frozen=True)
-class RidgeProbe:
-    """Linear read-out of AU intensities from coefficients: ridge on standardised features."""
-
-    feature_mean: np.ndarray
-    feature_scale: np.ndarray
-    weights: np.ndarray
-    intercept: np.ndarray
-
-    @classmethod
-    def fit(cls, features: np.ndarray, targets: np.ndarray, alpha: float = 1.0) -> RidgeProbe:
-        """Fit (N, F) features to (N, T) targets, penalty ``alpha`` on standardised features."""
-        f = np.asarray(features, dtype=np.float64)
-        t = np.asarray(targets, dtype=np.float64)
-        mean, scale = f.mean(axis=0), f.std(axis=0)
-        scale[scale == 0] = 1.0
-        z = (f - mean) / scale
-        intercept = t.mean(axis=0)
-        gram = z.T @ z + alpha * np.eye(z.shape[1])
-        weights = np.linalg.solve(gram, z.T @ (t - intercept))
-        return cls(mean, scale, weights, intercept)
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """(N, T) predictions for (N, F) features."""
-        z = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_scale
-        return z @ self.weights + self.intercept
 
 
 def _kernel_sums(a: np.ndarray, b: np.ndarray, gamma: float, same: bool) -> float:

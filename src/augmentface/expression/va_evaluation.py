@@ -19,6 +19,7 @@ import pandas as pd
 
 from augmentface.errors import UsageError
 from augmentface.expression import va_prior
+from augmentface.expression.ridge import RidgeProbe
 
 
 class EvaluationError(UsageError):
@@ -68,26 +69,18 @@ class VARegressor:
 
     Attributes
     ----------
-    feature_mean, feature_scale : np.ndarray
-        (D,) standardisation of the training features.
-    coef : np.ndarray
-        (D, 2) weights on standardised features.
-    intercept : np.ndarray
-        (2,) mean training (valence, arousal).
+    ridge : RidgeProbe
+        The fit on standardised features; intercept the mean training (valence, arousal).
     alpha : float
         Ridge penalty used.
     """
 
-    feature_mean: np.ndarray
-    feature_scale: np.ndarray
-    coef: np.ndarray
-    intercept: np.ndarray
+    ridge: RidgeProbe
     alpha: float
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """(N, 2) predicted (valence, arousal) for (N, D) features."""
-        z = (np.asarray(features, dtype=np.float64) - self.feature_mean) / self.feature_scale
-        return np.clip(z @ self.coef + self.intercept, -1.0, 1.0)
+        return np.clip(self.ridge.predict(features), -1.0, 1.0)
 
 
 def fit_va_regressor(
@@ -112,14 +105,7 @@ def fit_va_regressor(
     x, y = x[rows], y[rows]
     if len(x) < 2:
         raise EvaluationError("need at least 2 labelled frames to fit the VA regressor")
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0  # constant features carry nothing; keep them finite
-    z = (x - mean) / scale
-    intercept = y.mean(axis=0)
-    gram = z.T @ z + alpha * np.eye(z.shape[1])
-    coef = np.linalg.solve(gram, z.T @ (y - intercept))
-    return VARegressor(mean, scale, coef, intercept, float(alpha))
+    return VARegressor(RidgeProbe.fit(x, y, alpha), float(alpha))
 
 
 def split_subjects(

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from augmentface.expression.au_evaluation import RidgeProbe
 from augmentface.expression.au_rig import INTENSITY_MAX
 from augmentface.expression.learned.caae import CAAE
 from augmentface.expression.learned.cgan import CGAN
@@ -23,6 +22,7 @@ from augmentface.expression.learned.config import TrainConfig, TrainConfigError
 from augmentface.expression.learned.data import TrainingData, prepare_training_data
 from augmentface.expression.learned.nets import Dims, draw_latent
 from augmentface.expression.learned.trained import EpochStats, TrainedAUModel
+from augmentface.expression.ridge import RidgeProbe
 from augmentface.face.model import FaceModel
 
 #: Validation frames (at most) whose labels are generated after every epoch.
