@@ -224,10 +224,11 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
                 report.reject(f"{file.name}: {'; '.join(rejected)}")
             else:
                 report.ok()
+    finished = read_manifest(path, LABELS, run_first="augmentface blend")
     if config.layout is not None and layout_root is not None:
-        _write_layout(path, renders.df, config.layout, layout_root)
-    _write_sequences(path, out_dir / SEQUENCES_DIR, config.fps)
-    _write_csv(path)
+        _write_layout(path, finished, renders.df, config.layout, layout_root)
+    _write_sequences(finished.df, out_dir / SEQUENCES_DIR, config.fps)
+    atomic_write_text(path.with_suffix(".csv"), finished.df.to_csv(index=False))
     return report
 
 
@@ -247,9 +248,9 @@ def _refuse_overwriting_sources(root: Path, image_paths) -> None:
 AU_LABELLED_KINDS = ("au", "transfer")
 
 
-def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
-    """Write the finished outputs in a dataset's layout and record where each one went."""
-    manifest = read_manifest(labels_path, LABELS, run_first="augmentface blend")
+def _write_layout(labels_path: Path, manifest, renders, layout: str, root: Path) -> None:
+    """Write the finished outputs in a dataset's layout and record where each one went
+    (``manifest.df`` and the file at ``labels_path`` both get the ``layout_path`` column)."""
     labels = manifest.df
     ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
     ok.loc[~ok["kind"].isin(AU_LABELLED_KINDS), list(AU_NAMES)] = np.nan
@@ -272,13 +273,12 @@ def _write_layout(labels_path: Path, renders, layout: str, root: Path) -> None:
     )
 
 
-def _write_sequences(labels_path: Path, folder: Path, fps: float) -> None:
+def _write_sequences(labels, folder: Path, fps: float) -> None:
     """One video per smooth path (``synth-va --path``): its frames in order.
 
     A path with a failed or rejected frame gets no video (a gap would put every later frame
     out of step with its label); the log names it.
     """
-    labels = read_manifest(labels_path, LABELS, run_first="augmentface blend").df
     paths = labels[labels["sequence"].notna()]
     for (image_path, face, sequence, sample), group in paths.groupby(
         ["image_path", "face_index", "sequence", "sample"], sort=True
@@ -289,9 +289,3 @@ def _write_sequences(labels_path: Path, folder: Path, fps: float) -> None:
             continue
         frames = [read_image(p) for p in group.sort_values("frame")["output_path"]]
         write_video(folder / f"{stem}.mp4", frames, fps)
-
-
-def _write_csv(labels_path: Path) -> None:
-    """labels.csv beside labels.parquet: the same rows without array columns."""
-    frame = read_manifest(labels_path, LABELS, run_first="augmentface blend").df
-    atomic_write_text(labels_path.with_suffix(".csv"), frame.to_csv(index=False))
