@@ -60,15 +60,21 @@ def write_flat(items: list[Item], labels: pd.DataFrame, root: Path, _: float) ->
     return written
 
 
+def _refuse_unlabelled(items: list[Item], attribute: str, layout: str, labels: str,
+                       instead: str) -> None:  # fmt: skip
+    """Refuse, before anything is written, rows a layout cannot label."""
+    missing = [item for item in items if getattr(item, attribute) is None]
+    if missing:
+        raise UsageError(
+            f"the {layout} layout labels every frame with {labels}, but {len(missing)} rows "
+            f"have none (e.g. row {missing[0].index!r}); write {instead}"
+        )
+
+
 def write_disfa(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
     """Per subject: an MJPG video of the left camera and one ``frame,intensity`` file per AU."""
-    no_au = [item for item in items if item.aus is None]
-    if no_au:
-        raise UsageError(
-            f"the disfa layout labels every frame with AU intensities, but {len(no_au)} rows "
-            f"have none (e.g. row {no_au[0].index!r}); write valence/arousal rows with the "
-            "afew-va or affwild2 layout"
-        )
+    _refuse_unlabelled(items, "aus", "disfa", "AU intensities", "valence/arousal rows with the "
+                       "afew-va or affwild2 layout")  # fmt: skip
     written = []
     for subject, group in group_by_subject(items).items():
         video = video_file(root, subject, "left")
@@ -86,13 +92,8 @@ def write_disfa(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> li
 
 def write_afew_va(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
     """Per subject: a clip folder of PNG frames and its ``NNN.json``."""
-    no_va = [item for item in items if item.va is None]
-    if no_va:
-        raise UsageError(
-            f"the afew-va layout labels every frame with valence and arousal, but {len(no_va)} "
-            f"rows have none (e.g. row {no_va[0].index!r}); write AU rows with the disfa or "
-            "affwild2 layout"
-        )
+    _refuse_unlabelled(items, "va", "afew-va", "valence and arousal", "AU rows with the disfa "
+                       "or affwild2 layout")  # fmt: skip
     written = []
     for subject, group in group_by_subject(items).items():
         folder = root / subject
