@@ -22,7 +22,7 @@ def read_fitted(path: str | Path, model: FaceModel) -> pd.DataFrame:
     UsageError
         It was fitted with another face model, or has no ``ok`` row.
     """
-    fits = upstream(Path(path), FITS, "augmentface import … && augmentface fit3dmm")
+    fits = upstream(Path(path), FITS, "augmentface fit3dmm IMAGES (datasets: augmentface import)")
     fitted_with = fits.meta.get("face_model_id")
     if fitted_with != model.model_id:
         raise UsageError(

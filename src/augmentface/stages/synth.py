@@ -37,9 +37,9 @@ from augmentface.stages.common import (
     manifest_digest,
     previous_rows,
     progress,
-    upstream,
 )
-from augmentface.stages.schemas import AU_NAMES, FITS, LABEL_AU_COLUMNS, TARGETS
+from augmentface.stages.fitted import read_fitted
+from augmentface.stages.schemas import AU_NAMES, LABEL_AU_COLUMNS, TARGETS
 
 
 @dataclass(frozen=True)
@@ -164,14 +164,8 @@ def run_synth(
     if not targets:
         raise UsageError("no targets given")
     fits_path = Path(config.fits or Path(config.workdir) / FITS_FILE)
-    fits = upstream(fits_path, FITS, "augmentface fit3dmm IMAGES")
-    model_id = fits.meta.get("face_model_id")
     model = load_face_model()
-    if model_id != model.model_id:
-        raise UsageError(
-            f"{fits_path}: fitted with face model {model_id}, "
-            f"but this installation has {model.model_id}; run fit3dmm again"
-        )
+    fits = read_fitted(fits_path, model)
     source = source or RigSource(model.rig)
     path = Path(config.workdir) / TARGETS_FILE
     params = {
@@ -182,7 +176,7 @@ def run_synth(
             if config.source_file is None
             else {"path": str(config.source_file), "sha256": file_digest(config.source_file)}
         ),
-        "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
+        "fits_digest": manifest_digest(fits, FIT_COLUMNS_USED),
         "neutral_only": config.neutral_only,
         "samples": config.samples,
         "seed": config.seed,
@@ -196,9 +190,7 @@ def run_synth(
     }
     previous = previous_rows(path, TARGETS, params)
     done = done_keys(previous, TARGETS)
-    faces = [row for row in fits.df.to_dict("records") if row["status"] == "ok"]
-    if not faces:
-        raise UsageError(f"{fits_path}: no fitted face with status ok to synthesize on")
+    faces = fits.to_dict("records")
     if config.neutral_only:
         faces = [face for face in faces if is_neutral_face(face)]
         if not faces:
