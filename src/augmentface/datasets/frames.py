@@ -15,6 +15,7 @@ decodes forward; only a jump backwards or far ahead seeks.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -30,6 +31,7 @@ __all__ = [
     "FRAME_MARK",
     "close_videos",
     "format_frame_ref",
+    "frame_name",
     "parse_frame_ref",
     "read_frame",
     "video_frame_count",
@@ -77,6 +79,16 @@ def parse_frame_ref(ref: str | os.PathLike[str]) -> tuple[Path, int | None]:
     if mark and path and index.isdigit():
         return Path(path), int(index)
     return Path(text), None
+
+
+def frame_name(ref: str | os.PathLike[str]) -> str:
+    """A short file-name-safe name, unique per frame reference: the file's stem, the frame
+    number of a video frame, and a hash of the whole reference (``img-3f2a1c``,
+    ``LeftVideoSN001_comp-fr000012-9b0e44``)."""
+    path, index = parse_frame_ref(ref)
+    digest = hashlib.sha1(os.fspath(ref).encode()).hexdigest()[:6]
+    stem = path.stem if index is None else f"{path.stem}-fr{index:06d}"
+    return f"{stem}-{digest}"
 
 
 def read_frame(ref: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 
 from augmentface.atomic import atomic_write_bytes
-from augmentface.datasets.frames import parse_frame_ref, read_frame
+from augmentface.datasets.frames import frame_name, read_frame
 from augmentface.errors import UsageError
 from augmentface.face import topology as topo
 from augmentface.face.model import load_face_model
@@ -44,12 +43,10 @@ class RenderConfig:
 
 
 def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
-    """A file-name stem unique per row: image stem, a hash of its path, face, target, sample."""
-    digest = hashlib.sha1(image_path.encode()).hexdigest()[:6]
+    """A file-name stem unique per row: the frame's name (:func:`frame_name`), face, target,
+    sample."""
     target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
-    file, frame = parse_frame_ref(image_path)
-    stem = file.stem if frame is None else f"{file.stem}-fr{frame:06d}"
-    return f"{stem}-{digest}_f{face_index}_{target}_s{sample}"
+    return f"{frame_name(image_path)}_f{face_index}_{target}_s{sample}"
 
 
 def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:

@@ -10,7 +10,6 @@ the rig's reading of the transferred deformation (bounded least squares, as for 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from augmentface.datasets.frames import parse_frame_ref
+from augmentface.datasets.frames import frame_name
 from augmentface.errors import UsageError
 from augmentface.expression.class_models import au_estimate
 from augmentface.expression.space import expression_deformations_model_mm
@@ -70,11 +69,8 @@ def donor_from_fits(path: Path, row: int, model: FaceModel) -> Donor:
     subject = fits[fits["subject_id"] == picked["subject_id"]]
     deformations = expression_deformations_model_mm(subject, model)
     offsets = deformations.offsets_model_mm[list(deformations.index).index(picked.name)]
-    # The frame reference names a video frame or a file: short, readable and unique per row.
-    file, frame = parse_frame_ref(picked["image_path"])
-    digest = hashlib.sha1(str(picked["image_path"]).encode()).hexdigest()[:6]
-    where = file.stem if frame is None else f"{file.stem}-fr{frame}"
-    return _donor_from_row(f"{where}-{digest}-f{picked['face_index']}", picked, offsets, model)
+    name = f"{frame_name(picked['image_path'])}-f{picked['face_index']}"
+    return _donor_from_row(name, picked, offsets, model)
 
 
 def donor_from_image(path: Path, model: FaceModel, landmarker: Path | None = None) -> Donor:
