@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 
 from augmentface.datasets.config import ImportConfig
+from augmentface.datasets.frames import FRAME_SUFFIXES
 from augmentface.datasets.labels import Scale, track_from_mapping
 from augmentface.datasets.rows import SourceRows, concat_rows, require
 from augmentface.errors import DatasetLayoutError, LabelError, MissingLabelError
 
-__all__ = ["FRAME_SUFFIXES", "VA_SCALE", "import_afew_va", "label_file"]
+__all__ = ["VA_SCALE", "import_afew_va", "label_file"]
 
 #: AFEW-VA's scale: −10 … 10, normalised to [−1, 1] by a factor 0.1.
 VA_SCALE = Scale(-10.0, 10.0, factor=0.1)
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def label_file(root: Path, clip: str) -> Path:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from augmentface.datasets.config import ImportConfig
+from augmentface.datasets.frames import FRAME_SUFFIXES
 from augmentface.datasets.labels import Scale, read_label_table
 from augmentface.datasets.rows import SourceRows, concat_rows, require
 from augmentface.errors import UsageError
@@ -55,7 +56,6 @@ CHALLENGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 #: Split name -> folder.
 SPLITS = {"Train": "Train_Set", "Validation": "Validation_Set"}
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 _VA_SCALE = Scale(-1.0, 1.0, invalid=-5.0)
 _AU_SCALE = Scale(0.0, 1.0, integer=True, invalid=-1.0)

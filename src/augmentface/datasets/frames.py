@@ -29,6 +29,7 @@ from augmentface.imageio import DEFAULT_MAX_PIXELS, read_image
 
 __all__ = [
     "FRAME_MARK",
+    "FRAME_SUFFIXES",
     "close_videos",
     "format_frame_ref",
     "frame_name",
@@ -36,6 +37,10 @@ __all__ = [
     "read_frame",
     "video_frame_count",
 ]
+
+#: Suffixes of the numbered frame images of a clip folder (AFEW-VA, Aff-Wild2's
+#: cropped_aligned, and the layouts written back).
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 #: Separator between a video path and its decode index in a frame reference.
 FRAME_MARK = "#frame="

@@ -20,7 +20,7 @@ from augmentface.atomic import atomic_write_bytes, atomic_write_text, atomic_wri
 from augmentface.datasets.afew_va import label_file as afew_label_file
 from augmentface.datasets.affwild2 import AU_HEADER, CHALLENGES, EXPR_HEADER, FRAMES_DIR, SPLITS
 from augmentface.datasets.disfa import FPS, au_file, video_file
-from augmentface.datasets.frames import format_frame_ref, video_frame_count
+from augmentface.datasets.frames import FRAME_SUFFIXES, format_frame_ref, video_frame_count
 from augmentface.datasets.layout_items import Item, Written, group_by_subject, half_up
 from augmentface.datasets.schema import DISFA_AUS, EMOTIONS
 from augmentface.errors import UsageError
@@ -36,7 +36,6 @@ __all__ = ["AU_OCCURRENCE_THRESHOLD", "WRITERS"]
 AU_OCCURRENCE_THRESHOLD = 1.0
 
 _JPEG_QUALITY = 95
-_FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TRAIN = SPLITS["Train"]
 
 Writer = Callable[[list[Item], pd.DataFrame, Path, float], list[Written]]
@@ -231,7 +230,7 @@ def _remove_stale(folder: Path, keep: set[str], *, numbered_only: bool = True) -
     for path in folder.iterdir():
         if not path.is_file() or path.name in keep or path.name.startswith("."):
             continue
-        if not numbered_only or (path.stem.isdigit() and path.suffix.lower() in _FRAME_SUFFIXES):
+        if not numbered_only or (path.stem.isdigit() and path.suffix.lower() in FRAME_SUFFIXES):
             path.unlink()
 
 
