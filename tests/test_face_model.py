@@ -76,6 +76,25 @@ def test_rig_covers_disfa_and_is_linear_symmetric_local(model):
     assert v[13, 1] - v[14, 1] + jaw[13, 1] - jaw[14, 1] > 8  # the mouth opens
 
 
+def test_inner_brow_raiser_overrides_the_lowerer_in_1_plus_4(model):
+    """FACS 1+4 (sadness): inner brows raised and drawn together, the lateral brow lowered."""
+    rig = model.rig
+    inner, lateral = 336, 300  # the subject's left inner brow end and brow tail
+    both = rig.offsets(rig.vector({1: 4, 4: 4}))
+    raiser, lowerer = rig.offsets(rig.vector({1: 4})), rig.offsets(rig.vector({4: 4}))
+    assert both[inner, 1] == pytest.approx(raiser[inner, 1])  # AU1 wins the height
+    assert both[inner, 0] == pytest.approx(lowerer[inner, 0])  # AU4 still pulls medially
+    assert both[inner, 0] < -3
+    assert both[lateral, 1] < 0.8 * (raiser + lowerer)[lateral, 1] < 0  # the tail still drops
+    # The correction grows with the weaker AU, and a single AU is its own field.
+    weak = rig.offsets(rig.vector({1: 1, 4: 4})) - rig.linear_offsets(rig.vector({1: 1, 4: 4}))
+    np.testing.assert_allclose(weak * 4, both - rig.linear_offsets(rig.vector({1: 4, 4: 4})))
+    for aus in ({1: 4}, {4: 4}, {1: 4, 2: 4}):
+        np.testing.assert_array_equal(
+            rig.offsets(rig.vector(aus)), rig.linear_offsets(rig.vector(aus))
+        )
+
+
 def test_unknown_au_lists_allowed():
     with pytest.raises(UsageError, match="allowed: AU1, AU2"):
         spec_for(3)

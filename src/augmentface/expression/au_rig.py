@@ -14,6 +14,11 @@ Sources: the muscle, region and direction of each AU follow Ekman, Friesen & Hag
 Action Coding System: The Manual* (2002), and the EMFACS summaries in Ekman & Rosenberg (eds.),
 *What the Face Reveals* (2005). Amplitudes (mm at intensity E) are this project's estimates for
 an adult face of average size; they are not measured values from a publication.
+
+Combinations: FACS describes some AU combinations whose appearance is not the sum of their
+parts. The rig applies those it knows (:data:`AU_COMBINATIONS`) on top of the linear sum in
+:meth:`AURig.offsets`; the fit, which explains landmarks with the fields themselves, uses the
+linear sum alone (:meth:`AURig.linear_offsets`).
 """
 
 from __future__ import annotations
@@ -188,6 +193,31 @@ AU_SPECS: tuple[AUSpec, ...] = (
 AU_ALIASES = {45: 43}
 
 
+@dataclass(frozen=True)
+class AUCombination:
+    """Two AUs whose joint appearance FACS describes differently from the sum of their fields.
+
+    The rig adds ``min(intensity_a, intensity_b) / 5`` times a correction field (built by
+    :func:`build_combination_field`) to the linear sum: the correction grows with the weaker
+    AU, which is how far one movement can override the other.
+    """
+
+    aus: tuple[int, int]
+    notes: str
+
+
+AU_COMBINATIONS: tuple[AUCombination, ...] = (
+    AUCombination(
+        (1, 4),
+        "1+4 (sadness, and fear with 2): the inner corners of the brows are raised AND drawn "
+        "together, the brows slant; AU1 wins the vertical movement where it acts, so AU4's "
+        "lowering is cancelled there, in proportion to AU1's own reach, while AU4's pull "
+        "toward the midline and its lowering of the lateral brow stay (FACS Manual, 2002, on "
+        "the 1+4 combination).",
+    ),
+)
+
+
 def _harmonic(lap, n: int, values: dict[int, np.ndarray]) -> np.ndarray:
     """Vector field (n, 3) equal to ``values`` on their keys and harmonic elsewhere."""
     known = np.fromiter(values.keys(), dtype=np.int64)
@@ -281,9 +311,24 @@ def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     return _harmonic(mesh.skin_laplacian, len(verts), values)
 
 
+def build_combination_field(
+    combination: AUCombination, au_numbers: tuple[int, ...], fields_model_mm: np.ndarray
+) -> np.ndarray:
+    """(N, 3) correction field of one combination at min intensity 5, in mm, model frame."""
+    if combination.aus != (1, 4):
+        raise ValueError(f"no correction is defined for AU{combination.aus}")
+    raiser = fields_model_mm[au_numbers.index(1)]
+    lowerer = fields_model_mm[au_numbers.index(4)]
+    reach = np.linalg.norm(raiser, axis=1)
+    reach /= reach.max()  # 1 at the inner brow, fading to 0 where AU1 does not act
+    correction = np.zeros_like(lowerer)
+    correction[:, 1] = -np.minimum(lowerer[:, 1], 0.0) * reach
+    return correction
+
+
 @dataclass(frozen=True)
 class AURig:
-    """Linear FACS rig: one displacement field per AU, at intensity 5.
+    """FACS rig: one displacement field per AU at intensity 5, plus combination corrections.
 
     Attributes
     ----------
@@ -291,24 +336,49 @@ class AURig:
         The AUs, in the order of ``fields_model_mm``.
     fields_model_mm : (K, N, 3) float64
         Displacement of every vertex at intensity 5, model frame, millimetres.
+    combination_fields_model_mm : (C, N, 3) float64
+        Correction of each of :data:`AU_COMBINATIONS` when both its AUs are at 5, mm.
     """
 
     au_numbers: tuple[int, ...]
     fields_model_mm: np.ndarray
+    combination_fields_model_mm: np.ndarray
 
     @property
     def au_names(self) -> tuple[str, ...]:
         return tuple(f"AU{n}" for n in self.au_numbers)
 
-    def offsets(self, intensities: np.ndarray) -> np.ndarray:
-        """(N, 3) expression offsets in mm for (K,) intensities on the 0–5 scale."""
+    def _checked(self, intensities: np.ndarray) -> np.ndarray:
         intensities = np.asarray(intensities, dtype=float)
         if intensities.shape != (len(self.au_numbers),):
             raise UsageError(
                 f"expected {len(self.au_numbers)} intensities ({', '.join(self.au_names)}), "
                 f"got shape {intensities.shape}"
             )
+        return intensities
+
+    def linear_offsets(self, intensities: np.ndarray) -> np.ndarray:
+        """(N, 3) sum of the AU fields in mm for (K,) intensities (signed values allowed).
+
+        The fit's model of a face: it explains landmarks with the fields and removes what it
+        explained, so it must not add the combination corrections it did not fit.
+        """
+        intensities = self._checked(intensities)
         return np.tensordot(intensities / INTENSITY_MAX, self.fields_model_mm, axes=1)
+
+    def offsets(self, intensities: np.ndarray) -> np.ndarray:
+        """(N, 3) expression offsets in mm for (K,) intensities on the 0–5 scale: the linear
+        sum plus each combination's correction, scaled by the weaker of its two AUs."""
+        intensities = self._checked(intensities)
+        out = self.linear_offsets(intensities)
+        for combination, correction in zip(
+            AU_COMBINATIONS, self.combination_fields_model_mm, strict=True
+        ):
+            a, b = (intensities[self.au_numbers.index(au)] for au in combination.aus)
+            weaker = min(a, b)
+            if weaker > 0:
+                out = out + (weaker / INTENSITY_MAX) * correction
+        return out
 
     def vector(self, targets: Mapping[int, float]) -> np.ndarray:
         """(K,) intensity vector from ``{au_number: intensity}`` (aliases resolved)."""
@@ -325,7 +395,9 @@ def _build_rig_cached(key: bytes, shape: tuple[int, ...], tri_key: bytes, tri_sh
     tris = np.frombuffer(tri_key, dtype=np.int32).reshape(tri_shape)
     mesh = MeshTopology(verts, tris)
     fields = np.stack([build_au_field(spec, mesh) for spec in AU_SPECS])
-    return AURig(tuple(s.number for s in AU_SPECS), fields)
+    numbers = tuple(s.number for s in AU_SPECS)
+    corrections = np.stack([build_combination_field(c, numbers, fields) for c in AU_COMBINATIONS])
+    return AURig(numbers, fields, corrections)
 
 
 def build_au_rig(verts_model_mm: np.ndarray, triangles: np.ndarray) -> AURig:

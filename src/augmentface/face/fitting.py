@@ -198,7 +198,7 @@ def fit_face(
             raise FitError(f"degenerate pose (scale {scale})")
         system = AUSystem.build(points, model, rotation, scale, translation, config)
         signed = system.solve_signed()
-        seen = model.rig.offsets(signed * gains)
+        seen = model.rig.linear_offsets(signed * gains)
     # The photo's own expression is what its landmarks show: a real face's landmarks sit on
     # its features (the gains describe how MediaPipe under-follows *synthetic* deformations,
     # which matters for measuring our renders, not for undoing a real expression).
@@ -208,7 +208,7 @@ def fit_face(
     if shape[13, 1] - shape[14, 1] > LIPS_APART_MM:
         threshold[[model.rig.au_numbers.index(au) for au in LIP_AUS]] = 0.0
     removed = np.sign(signed) * np.maximum(np.abs(signed) - threshold, 0.0)
-    expression = model.rig.offsets(removed * gains)
+    expression = model.rig.linear_offsets(removed * gains)
     identity = shape - mean - expression
     intensities = system.solve_bounded()
     return FaceFit(rotation, scale, translation, identity, expression, intensities, signed)
