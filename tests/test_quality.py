@@ -66,11 +66,18 @@ def test_identity_geometry_and_seams(evaluated):
 
 
 def test_expression_response(evaluated):
-    """Reached today (issue 4 asks r >= 0.7 for AU1, 2, 4, 12, 25, 26 and eye closure)."""
-    correlations = au_correlations(*evaluated).set_index("au")
+    """Reached today. Issue 4 asks r >= 0.7 for AU1, 2, 4, 12, 25, 26 and eye closure; AU1,
+    AU4 and AU25 fall short for reasons the printed per-target means show (README, Known
+    limits): MediaPipe reads the brows' height, not AU4's pull toward the midline, so brow
+    raisers and fear (1+2+4) read as negative AU4, and lips parted without the jaw (AU25
+    alone) move none of its mouth blendshapes."""
+    evaluation, labels = evaluated
+    correlations = au_correlations(evaluation, labels).set_index("au")
     print("\n" + correlations[["pearson_r", "sign"]].round(2).to_string())
+    columns = [f"response_{au}" for au in ("AU1", "AU4", "AU25")]
+    print(evaluation.groupby("target_id")[columns].mean().round(3).to_string())
     # AU9 cannot be read: MediaPipe never scores noseSneer (see metrics/blendshapes_facs.py).
     for au in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU12", "AU17", "AU20", "AU25", "AU26", "AU43"):
         assert correlations.loc[au, "sign"] == 1, au
-    assert np.nanmin(correlations.loc[["AU2", "AU26", "AU43"], "pearson_r"]) >= 0.7
-    assert np.nanmin(correlations.loc[["AU1", "AU12"], "pearson_r"]) >= 0.55
+    assert np.nanmin(correlations.loc[["AU2", "AU12", "AU26", "AU43"], "pearson_r"]) >= 0.7
+    assert correlations.loc["AU1", "pearson_r"] >= 0.65

@@ -13,7 +13,8 @@ smoothest field that meets the handles and pins — skin stretches, it does not 
 Sources: the muscle, region and direction of each AU follow Ekman, Friesen & Hager, *Facial
 Action Coding System: The Manual* (2002), and the EMFACS summaries in Ekman & Rosenberg (eds.),
 *What the Face Reveals* (2005). Amplitudes (mm at intensity E) are this project's estimates for
-an adult face of average size; they are not measured values from a publication.
+an adult face of average size; they are not measured values from a publication, except AU12's,
+which is scaled so that the broadest real smiles read about E (see its spec).
 
 Combinations: FACS describes some AU combinations whose appearance is not the sum of their
 parts. The rig applies those it knows (:data:`AU_COMBINATIONS`) on top of the linear sum in
@@ -131,9 +132,12 @@ AU_SPECS: tuple[AUSpec, ...] = (
             13: (0, 3, 0), 312: (0, 3, 0), 311: (0, 2.5, 0), 310: (0, 2, 0), 415: (0, 1.2, 0)},
            radius_mm=30, pins=_LOWER_LIP + _NOSE,
            notes="Upper lip raised, centre most; the nasolabial furrow deepens."),
+    # 1.4 times the first estimate: with that one, the 17 broadest smiles among the shared
+    # photos (MediaPipe mouthSmile >= 0.85 on both sides) fitted at AU12 5.2-8.7, median 7.0,
+    # where FACS would put them near E (python scripts/au_amplitudes.py ../shared/faces/deepface).
     AUSpec(12, "lip corner puller", "zygomaticus major",
-           {291: (9, 9, -5), 308: (8.5, 8.5, -5), 409: (6, 6.5, -2.5), 375: (6, 5, -2.5),
-            415: (5.5, 6, -2.5), 324: (5.5, 4.5, -2.5)},
+           {291: (12.6, 12.6, -7), 308: (11.9, 11.9, -7), 409: (8.4, 9.1, -3.5),
+            375: (8.4, 7, -3.5), 415: (7.7, 8.4, -3.5), 324: (7.7, 6.3, -3.5)},
            radius_mm=40, pins=_EYES + _NOSE + _CHIN_OUTLINE,
            notes="Lip corners pulled up and back toward the cheekbone: the smile."),
     AUSpec(14, "dimpler", "buccinator",

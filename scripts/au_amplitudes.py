@@ -1,0 +1,64 @@
+"""How large the rig's AUs are against real expressions: the fit's signed estimates on photos.
+
+The rig's amplitudes at intensity E (5) are estimates (``expression/au_rig.py``). A fit reads a
+real face through the same fields, as the landmarker sees them, so a real expression's signed
+estimate says how many of the rig's intensity units it takes to look like it: a FACS "E"
+expression that reads far above 5 means the rig's E is too small. Only AU12 has enough strong
+examples among the shared photos (broad smiles, MediaPipe mouthSmile >= 0.85); its amplitude was
+set from this script's AU12 line. The other lines are printed for reference: the photos hold no
+comparably strong brow, lid or lip movements, so their upper percentiles say little about E.
+
+Photos are scaled to at most 800 px, as in the other calibration scripts.
+
+Usage: python scripts/au_amplitudes.py PHOTO_FOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augmentface.face.detect import DetectConfig, FaceLandmarker
+from augmentface.face.fitting import FITTED_AUS, fit_face
+from augmentface.face.model import load_face_model
+from augmentface.imageio import list_images, read_image
+
+MAX_SIDE = 800
+BROAD_SMILE = 0.85
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    args = parser.parse_args()
+    model = load_face_model()
+    columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
+    estimates, smiles = [], []
+    with FaceLandmarker(DetectConfig()) as landmarker:
+        for path in list_images([args.folder]):
+            image = read_image(path)
+            factor = MAX_SIDE / max(image.shape[:2])
+            if factor < 1:
+                image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            faces = landmarker.detect(image)
+            if not faces:
+                continue
+            scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+            smiles.append(min(scores["mouthSmileLeft"], scores["mouthSmileRight"]))
+            estimates.append(fit_face(faces[0].landmarks_px, model).au_signed[columns])
+    estimates, smiles = np.array(estimates), np.array(smiles)
+    broad = estimates[smiles >= BROAD_SMILE, FITTED_AUS.index(12)]
+    print(f"{len(estimates)} faces; signed estimates, 90th percentile and maximum per AU:")
+    for k, au in enumerate(FITTED_AUS):
+        print(f"  AU{au}: {np.percentile(estimates[:, k], 90):5.2f} {estimates[:, k].max():5.2f}")
+    print(
+        f"AU12 on the {len(broad)} broad smiles (mouthSmile >= {BROAD_SMILE}): "
+        f"min {broad.min():.2f}, median {np.median(broad):.2f}, max {broad.max():.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
