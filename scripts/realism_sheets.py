@@ -10,7 +10,10 @@ Each case replaces the face's expression by a target (replace semantics, as synt
   astronaut smiles with her teeth showing);
 * mouth-close: neutral on an open mouth: the source is prepared likewise by AU25=5 + AU26=5;
 * eyes-closed: AU43=5; eyes-wide: AU5=4;
-* brows-up: AU1=4 + AU2=4; brows-down: AU4=4 (forehead and hairline shown).
+* brows-up: AU1=4 + AU2=4; brows-down: AU4=4 (forehead and hairline shown);
+* brows-sad: AU1=4 + AU4=4, where "before" is instead the linear sum of the two AUs' fields and
+  "after" the rig as shipped, with FACS's 1+4 combination rule (``expression/au_rig.py``); both
+  with the shipped renderer.
 
 Sheets (``docs/realism/<case>.jpg``) use only scikit-image's public-domain astronaut: source |
 before | after, the render region and an enlarged crop of the region the case is about. Metrics
@@ -70,7 +73,8 @@ class Case:
 
     ``prepare`` is an expression the shipped renderer gives the photo first (the result,
     detected again, is the case's source), or None to start from the photo; ``regions`` are
-    vertex sets, each enlarged in a row of the sheet.
+    vertex sets, each enlarged in a row of the sheet. ``linear_before``: "before" is the rig's
+    linear sum of fields (no combination rules) with the shipped renderer, not the plain warp.
     """
 
     name: str
@@ -80,6 +84,13 @@ class Case:
     regions: tuple[tuple[int, ...], ...]
     prepare: dict[int, float] | None = None
     brows: bool = False
+    linear_before: bool = False
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        if self.linear_before:
+            return "before: linear sum of fields", "after: FACS combination rule"
+        return "before: plain mesh warp", "after: shipped renderer"
 
 
 EYES = (topo.RIGHT_EYE, topo.LEFT_EYE)  # the subject's right eye is on the viewer's left
@@ -105,7 +116,9 @@ CASES = (
     Case("eyes-wide", "AU5=4", {5: 4}, (5,), EYES),
     Case("brows-up", "AU1=4 + AU2=4", {1: 4, 2: 4}, (1, 2), BROWS, brows=True),
     Case("brows-down", "AU4=4", {4: 4}, (4,), BROWS, brows=True),
-)
+    Case("brows-sad", "AU1=4 + AU4=4", {1: 4, 4: 4}, (1, 4), BROWS, brows=True,
+         linear_before=True),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,10 +135,13 @@ def synthesize(
     aus: dict[int, float],
     model: FaceModel,
     interiors: bool,
+    linear: bool = False,
 ) -> Synth:
-    """Replace the face's expression by ``aus``, render with or without interiors, blend."""
+    """Replace the face's expression by ``aus`` (the rig's linear sum of fields when
+    ``linear``), render with or without interiors, blend."""
     fit = fit_face(face.landmarks_px, model)
-    delta = fit.expression_change_px(model.rig.offsets(model.rig.vector(aus)))
+    offsets = model.rig.linear_offsets if linear else model.rig.offsets
+    delta = fit.expression_change_px(offsets(model.rig.vector(aus)))
     rendered = render_expression(image, face.landmarks_px, delta, model, interiors=interiors)
     return Synth(blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi), rendered)
 
@@ -256,12 +272,7 @@ def sheet(
         rows.append(_row([_enlarge(im, box) for im in images]))
     width = rows[0].shape[1]
     source_label = "source" if case.prepare is None else "source (prepared, see title)"
-    labels = _row(
-        [
-            _strip(t, PANEL_PX)
-            for t in (source_label, "before: plain mesh warp", "after: shipped renderer")
-        ]
-    )
+    labels = _row([_strip(t, PANEL_PX) for t in (source_label, *case.labels)])
     gap = np.full((6, width, 3), 255, np.uint8)
     spaced = [part for row in rows for part in (row, gap)][:-1]
     return np.vstack([_strip(f"{case.name}: {case.title} (astronaut)", width), labels, *spaced])
@@ -364,7 +375,14 @@ def main() -> None:
                     continue
                 source, source_face = prepared
                 synths = {
-                    r: synthesize(source, source_face, case.target, model, r == "after")
+                    r: synthesize(
+                        source,
+                        source_face,
+                        case.target,
+                        model,
+                        interiors=case.linear_before or r == "after",
+                        linear=case.linear_before and r == "before",
+                    )
                     for r in RENDERERS
                 }
                 for renderer, synth in synths.items():
