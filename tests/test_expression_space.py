@@ -73,6 +73,15 @@ def test_max_components_caps_k():
         basis_from_chunks([fields[:1]], "m")
 
 
+def test_min_components_keeps_small_directions():
+    """A direction with 2 % of the variance is dropped by a 95 % target unless asked for."""
+    fields = _low_rank_fields(4, 200, (10.0, 3.0, 0.3))
+    assert basis_from_chunks([fields], "m", variance=0.95).n_components == 2
+    assert basis_from_chunks([fields], "m", variance=0.95, min_components=3).n_components == 3
+    with pytest.raises(ExpressionSpaceError, match="min_components"):
+        basis_from_chunks([fields], "m", max_components=2, min_components=3)
+
+
 def test_basis_save_load_and_wrong_model(tmp_path):
     basis = basis_from_chunks([_low_rank_fields(3, 50, (2.0, 1.0))], "model-a", variance=0.99)
     path = basis.save(tmp_path / "basis.npz")

@@ -403,17 +403,23 @@ def basis_from_chunks(
     face_model_id: str,
     variance: float = 0.95,
     max_components: int = 64,
+    min_components: int = 1,
 ) -> ExpressionBasis:
     """PCA basis of offset fields given in chunks of shape (n, 468, 3), mm.
 
-    K is the fewest components that explain ``variance`` of the total variance, at most
-    ``max_components`` and at most the rank of the data. Component signs are fixed (largest
-    entry positive) so the same data always gives the same basis.
+    K is the fewest components that explain ``variance`` of the total variance but at least
+    ``min_components``, at most ``max_components`` and at most the rank of the data. Component
+    signs are fixed (largest entry positive) so the same data always gives the same basis.
     """
     if not 0.0 < variance <= 1.0:
         raise ExpressionSpaceError(f"variance must be in (0, 1], got {variance}")
     if max_components < 1:
         raise ExpressionSpaceError(f"max_components must be at least 1, got {max_components}")
+    if not 1 <= min_components <= max_components:
+        raise ExpressionSpaceError(
+            f"min_components must be in [1, max_components={max_components}], "
+            f"got {min_components}"
+        )
     moments = _Moments()
     for chunk in chunks:
         moments.add(chunk)
@@ -429,7 +435,7 @@ def basis_from_chunks(
     ratio = eigval / total
     rank = int(np.sum(eigval > total * 1e-9))
     k_variance = int(np.searchsorted(np.cumsum(ratio), variance - 1e-12)) + 1
-    k = max(1, min(max_components, rank, k_variance, moments.n - 1))
+    k = max(1, min(max_components, rank, max(k_variance, min_components), moments.n - 1))
     # C order, as a loaded basis has: BLAS may round differently on another memory layout.
     comps = np.ascontiguousarray(eigvec[:, :k].T)
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(axis=1)])

@@ -44,7 +44,8 @@ class TrainConfig:
     validation_share : float
         Share of subjects held out for validation, [0, 0.5].
     variance, max_components : float, int
-        Explained variance the expression basis keeps, and its largest size.
+        Explained variance the expression basis keeps (with at least one component per AU),
+        and its largest size.
     identity_dim : int
         Components of the identity code (PCA of the subjects' identity offsets) the CAAE is
         conditioned on; at most the training subjects minus one are used.
