@@ -8,7 +8,7 @@ examples among the shared photos (broad smiles, MediaPipe mouthSmile >= 0.85); i
 set from this script's AU12 line. The other lines are printed for reference: the photos hold no
 comparably strong brow, lid or lip movements, so their upper percentiles say little about E.
 
-Photos are scaled to at most 800 px, as in the other calibration scripts.
+Photos are scaled to at most 800 px, as in the other calibration scripts (``photos.py``).
 
 Usage: python scripts/au_amplitudes.py PHOTO_FOLDER
 """
@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
+from photos import first_faces
 
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, fit_face
 from augmentface.face.model import load_face_model
-from augmentface.imageio import list_images, read_image
 
-MAX_SIDE = 800
 BROAD_SMILE = 0.85
 
 
@@ -38,17 +36,10 @@ def main() -> None:
     columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
     estimates, smiles = [], []
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for path in list_images([args.folder]):
-            image = read_image(path)
-            factor = MAX_SIDE / max(image.shape[:2])
-            if factor < 1:
-                image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-            faces = landmarker.detect(image)
-            if not faces:
-                continue
-            scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+        for _, _, face in first_faces(args.folder, landmarker):
+            scores = dict(zip(face.blendshape_names, face.blendshape_scores, strict=True))
             smiles.append(min(scores["mouthSmileLeft"], scores["mouthSmileRight"]))
-            estimates.append(fit_face(faces[0].landmarks_px, model).au_signed[columns])
+            estimates.append(fit_face(face.landmarks_px, model).au_signed[columns])
     estimates, smiles = np.array(estimates), np.array(smiles)
     broad = estimates[smiles >= BROAD_SMILE, FITTED_AUS.index(12)]
     print(f"{len(estimates)} faces; signed estimates, 90th percentile and maximum per AU:")

@@ -20,17 +20,14 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 from calibrate_neutral import is_neutral
+from photos import first_faces
 
 from augmentface.atomic import atomic_write_text
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, fit_face
 from augmentface.face.model import IDENTITY_AU_NOISE_FILE, load_face_model
-from augmentface.imageio import list_images, read_image
-
-MAX_SIDE = 800
 
 
 def main() -> None:
@@ -41,16 +38,11 @@ def main() -> None:
     columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
     estimates, used = [], []
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for path in list_images([args.folder]):
-            image = read_image(path)
-            factor = MAX_SIDE / max(image.shape[:2])
-            if factor < 1:
-                image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-            faces = landmarker.detect(image)
-            if not faces or not is_neutral(faces[0].blendshape_names, faces[0].blendshape_scores):
+        for path, _, face in first_faces(args.folder, landmarker):
+            if not is_neutral(face.blendshape_names, face.blendshape_scores):
                 continue
             used.append(path.name)
-            estimates.append(fit_face(faces[0].landmarks_px, model).au_signed[columns])
+            estimates.append(fit_face(face.landmarks_px, model).au_signed[columns])
     spread = np.std(estimates, axis=0)
     result = {f"AU{au}": round(float(s), 3) for au, s in zip(FITTED_AUS, spread, strict=True)}
     atomic_write_text(IDENTITY_AU_NOISE_FILE, json.dumps(result, indent=1) + "\n")

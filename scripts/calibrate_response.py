@@ -21,8 +21,8 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
+from photos import first_faces
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import blend_face
@@ -30,10 +30,7 @@ from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, FitConfig, fit_face
 from augmentface.face.model import LANDMARK_GAINS_FILE, load_face_model
 from augmentface.frames import offsets_model_to_image
-from augmentface.imageio import list_images, read_image
 from augmentface.render.face_render import render_expression
-
-MAX_SIDE = 800
 
 
 def gain(intended_px: np.ndarray, got_px: np.ndarray) -> float:
@@ -41,13 +38,6 @@ def gain(intended_px: np.ndarray, got_px: np.ndarray) -> float:
     strength = np.linalg.norm(intended_px, axis=1)
     moved = strength > 0.3 * strength.max()
     return float((got_px[moved] * intended_px[moved]).sum() / (intended_px[moved] ** 2).sum())
-
-
-def scaled(image: np.ndarray) -> np.ndarray:
-    factor = MAX_SIDE / max(image.shape[:2])
-    if factor >= 1:
-        return image
-    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
 
 
 def main() -> None:
@@ -60,16 +50,11 @@ def main() -> None:
     gains: dict[int, list[float]] = {au: [] for au in FITTED_AUS}
     used = 0
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for path in list_images([args.folder]):
-            image = scaled(read_image(path))
-            faces = landmarker.detect(image)
-            if not faces:
-                continue
-            scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+        for _, image, face in first_faces(args.folder, landmarker):
+            scores = dict(zip(face.blendshape_names, face.blendshape_scores, strict=True))
             if args.skip_neutral and scores["mouthSmileLeft"] < 0.15:
                 continue
             used += 1
-            face = faces[0]
             fit = fit_face(face.landmarks_px, model, FitConfig(gains=False))
             for au in FITTED_AUS:
                 for intensity in (2.0, 4.0):

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from photos import first_faces
 from skimage import data
 
 from augmentface.atomic import atomic_write_bytes, atomic_write_text
@@ -46,7 +47,6 @@ from augmentface.face import topology as topo
 from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
 from augmentface.face.fitting import fit_face
 from augmentface.face.model import FaceModel, load_face_model
-from augmentface.imageio import read_image
 from augmentface.metrics.artifacts import seam_ratio
 from augmentface.metrics.blendshapes_facs import au_response
 from augmentface.metrics.forehead import forehead_gradient_ratio, forehead_strain
@@ -59,7 +59,6 @@ from augmentface.metrics.identity import face_embedding, identity_distance
 from augmentface.metrics.measure import nearest_face
 from augmentface.render.face_render import RenderedFace, anchor_ring_px, render_expression
 
-MAX_SIDE = 800
 NEUTRAL_SMILE = 0.15
 #: Width of one sheet column, px; every crop is scaled to it.
 PANEL_PX = 480
@@ -205,17 +204,10 @@ def measure(
 
 def near_neutral_photos(folder: Path, landmarker: FaceLandmarker):
     """(name, image, face) of each near-neutral photo in ``folder``, scaled to <= 800 px."""
-    for path in sorted(folder.glob("*.jpg")):
-        image = read_image(path)
-        scale = MAX_SIDE / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        faces = landmarker.detect(image)
-        if not faces:
-            continue
-        scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+    for path, image, face in first_faces(folder, landmarker):
+        scores = dict(zip(face.blendshape_names, face.blendshape_scores, strict=True))
         if scores["mouthSmileLeft"] < NEUTRAL_SMILE:
-            yield path.name, image, faces[0]
+            yield path.name, image, face
 
 
 # --- sheets -------------------------------------------------------------------------------

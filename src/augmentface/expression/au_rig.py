@@ -134,7 +134,8 @@ AU_SPECS: tuple[AUSpec, ...] = (
            notes="Upper lip raised, centre most; the nasolabial furrow deepens."),
     # 1.4 times the first estimate: with that one, the 17 broadest smiles among the shared
     # photos (MediaPipe mouthSmile >= 0.85 on both sides) fitted at AU12 5.2-8.7, median 7.0,
-    # where FACS would put them near E (python scripts/au_amplitudes.py ../shared/faces/deepface).
+    # where FACS would put them near E; with this one at 3.7-6.2, median 5.0
+    # (python scripts/au_amplitudes.py ../shared/faces/deepface).
     AUSpec(12, "lip corner puller", "zygomaticus major",
            {291: (12.6, 12.6, -7), 308: (11.9, 11.9, -7), 409: (8.4, 9.1, -3.5),
             375: (8.4, 7, -3.5), 415: (7.7, 8.4, -3.5), 324: (7.7, 6.3, -3.5)},

@@ -1,0 +1,37 @@
+"""The photo folders the calibration scripts read: each photo scaled, with its first face.
+
+Photos are scaled to at most 800 px on their longer side, which keeps the scripts fast while
+the faces stay well above the landmarker's input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augmentface.face.detect import FaceDetection, FaceLandmarker
+from augmentface.imageio import list_images, read_image
+
+MAX_SIDE = 800
+
+
+def scaled(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """The image shrunk (area interpolation) so that its longer side is at most ``max_side``."""
+    factor = max_side / max(image.shape[:2])
+    if factor >= 1:
+        return image
+    return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+
+
+def first_faces(
+    folder: Path, landmarker: FaceLandmarker
+) -> Iterator[tuple[Path, np.ndarray, FaceDetection]]:
+    """(path, scaled image, first face) of every photo in ``folder`` with a face, by name."""
+    for path in list_images([folder]):
+        image = scaled(read_image(path))
+        faces = landmarker.detect(image)
+        if faces:
+            yield path, image, faces[0]
