@@ -24,7 +24,7 @@ linear sum alone (:meth:`AURig.linear_offsets`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -198,17 +198,29 @@ AU_SPECS: tuple[AUSpec, ...] = (
 AU_ALIASES = {45: 43}
 
 
+def _inner_brow_lift_wins(au_numbers: tuple[int, ...], fields_model_mm: np.ndarray) -> np.ndarray:
+    """1+4: AU4's lowering, cancelled where AU1 lifts, in proportion to AU1's own reach."""
+    raiser = fields_model_mm[au_numbers.index(1)]
+    lowerer = fields_model_mm[au_numbers.index(4)]
+    reach = np.linalg.norm(raiser, axis=1)
+    reach /= reach.max()  # 1 at the inner brow, fading to 0 where AU1 does not act
+    correction = np.zeros_like(lowerer)
+    correction[:, 1] = -np.minimum(lowerer[:, 1], 0.0) * reach
+    return correction
+
+
 @dataclass(frozen=True)
 class AUCombination:
     """Two AUs whose joint appearance FACS describes differently from the sum of their fields.
 
-    The rig adds ``min(intensity_a, intensity_b) / 5`` times a correction field (built by
-    :func:`build_combination_field`) to the linear sum: the correction grows with the weaker
-    AU, which is how far one movement can override the other.
+    ``correction(au_numbers, fields_model_mm)`` builds a (N, 3) field in mm; the rig adds
+    ``min(intensity_a, intensity_b) / 5`` times it to the linear sum: the correction grows with
+    the weaker AU, which is how far one movement can override the other.
     """
 
     aus: tuple[int, int]
     notes: str
+    correction: Callable[[tuple[int, ...], np.ndarray], np.ndarray]
 
 
 AU_COMBINATIONS: tuple[AUCombination, ...] = (
@@ -219,6 +231,7 @@ AU_COMBINATIONS: tuple[AUCombination, ...] = (
         "lowering is cancelled there, in proportion to AU1's own reach, while AU4's pull "
         "toward the midline and its lowering of the lateral brow stay (FACS Manual, 2002, on "
         "the 1+4 combination).",
+        _inner_brow_lift_wins,
     ),
 )
 
@@ -316,21 +329,6 @@ def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     return _harmonic(mesh.skin_laplacian, len(verts), values)
 
 
-def build_combination_field(
-    combination: AUCombination, au_numbers: tuple[int, ...], fields_model_mm: np.ndarray
-) -> np.ndarray:
-    """(N, 3) correction field of one combination at min intensity 5, in mm, model frame."""
-    if combination.aus != (1, 4):
-        raise ValueError(f"no correction is defined for AU{combination.aus}")
-    raiser = fields_model_mm[au_numbers.index(1)]
-    lowerer = fields_model_mm[au_numbers.index(4)]
-    reach = np.linalg.norm(raiser, axis=1)
-    reach /= reach.max()  # 1 at the inner brow, fading to 0 where AU1 does not act
-    correction = np.zeros_like(lowerer)
-    correction[:, 1] = -np.minimum(lowerer[:, 1], 0.0) * reach
-    return correction
-
-
 @dataclass(frozen=True)
 class AURig:
     """FACS rig: one displacement field per AU at intensity 5, plus combination corrections.
@@ -401,7 +399,7 @@ def _build_rig_cached(key: bytes, shape: tuple[int, ...], tri_key: bytes, tri_sh
     mesh = MeshTopology(verts, tris)
     fields = np.stack([build_au_field(spec, mesh) for spec in AU_SPECS])
     numbers = tuple(s.number for s in AU_SPECS)
-    corrections = np.stack([build_combination_field(c, numbers, fields) for c in AU_COMBINATIONS])
+    corrections = np.stack([c.correction(numbers, fields) for c in AU_COMBINATIONS])
     return AURig(numbers, fields, corrections)
 
 
