@@ -198,10 +198,8 @@ AU_SPECS: tuple[AUSpec, ...] = (
 AU_ALIASES = {45: 43}
 
 
-def _inner_brow_lift_wins(au_numbers: tuple[int, ...], fields_model_mm: np.ndarray) -> np.ndarray:
+def _inner_brow_lift_wins(raiser: np.ndarray, lowerer: np.ndarray) -> np.ndarray:
     """1+4: AU4's lowering, cancelled where AU1 lifts, in proportion to AU1's own reach."""
-    raiser = fields_model_mm[au_numbers.index(1)]
-    lowerer = fields_model_mm[au_numbers.index(4)]
     reach = np.linalg.norm(raiser, axis=1)
     reach /= reach.max()  # 1 at the inner brow, fading to 0 where AU1 does not act
     correction = np.zeros_like(lowerer)
@@ -213,14 +211,15 @@ def _inner_brow_lift_wins(au_numbers: tuple[int, ...], fields_model_mm: np.ndarr
 class AUCombination:
     """Two AUs whose joint appearance FACS describes differently from the sum of their fields.
 
-    ``correction(au_numbers, fields_model_mm)`` builds a (N, 3) field in mm; the rig adds
+    ``correction(field_a, field_b)`` builds a (N, 3) field in mm from the two AUs' (N, 3)
+    fields at intensity 5, in the order of ``aus``; the rig adds
     ``min(intensity_a, intensity_b) / 5`` times it to the linear sum: the correction grows with
     the weaker AU, which is how far one movement can override the other.
     """
 
     aus: tuple[int, int]
     notes: str
-    correction: Callable[[tuple[int, ...], np.ndarray], np.ndarray]
+    correction: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 AU_COMBINATIONS: tuple[AUCombination, ...] = (
@@ -399,7 +398,9 @@ def _build_rig_cached(key: bytes, shape: tuple[int, ...], tri_key: bytes, tri_sh
     mesh = MeshTopology(verts, tris)
     fields = np.stack([build_au_field(spec, mesh) for spec in AU_SPECS])
     numbers = tuple(s.number for s in AU_SPECS)
-    corrections = np.stack([c.correction(numbers, fields) for c in AU_COMBINATIONS])
+    corrections = np.stack(
+        [c.correction(*(fields[numbers.index(au)] for au in c.aus)) for c in AU_COMBINATIONS]
+    )
     return AURig(numbers, fields, corrections)
 
 
