@@ -19,10 +19,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from photos import first_faces
+from photos import signed_estimates
 
 from augmentface.face.detect import DetectConfig, FaceLandmarker
-from augmentface.face.fitting import FITTED_AUS, fit_face
+from augmentface.face.fitting import FITTED_AUS
 from augmentface.face.model import load_face_model
 
 BROAD_SMILE = 0.85
@@ -33,13 +33,12 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     args = parser.parse_args()
     model = load_face_model()
-    columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
     estimates, smiles = [], []
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for _, _, face in first_faces(args.folder, landmarker):
+        for _, face, signed in signed_estimates(args.folder, landmarker, model):
             scores = dict(zip(face.blendshape_names, face.blendshape_scores, strict=True))
             smiles.append(min(scores["mouthSmileLeft"], scores["mouthSmileRight"]))
-            estimates.append(fit_face(face.landmarks_px, model).au_signed[columns])
+            estimates.append(signed)
     estimates, smiles = np.array(estimates), np.array(smiles)
     broad = estimates[smiles >= BROAD_SMILE, FITTED_AUS.index(12)]
     print(f"{len(estimates)} faces; signed estimates, 90th percentile and maximum per AU:")

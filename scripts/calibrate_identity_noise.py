@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from calibrate_neutral import is_neutral
-from photos import first_faces
+from photos import signed_estimates
 
 from augmentface.atomic import atomic_write_text
 from augmentface.face.detect import DetectConfig, FaceLandmarker
-from augmentface.face.fitting import FITTED_AUS, fit_face
+from augmentface.face.fitting import FITTED_AUS
 from augmentface.face.model import IDENTITY_AU_NOISE_FILE, load_face_model
 
 
@@ -35,14 +35,13 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     args = parser.parse_args()
     model = load_face_model()
-    columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
     estimates, used = [], []
     with FaceLandmarker(DetectConfig()) as landmarker:
-        for path, _, face in first_faces(args.folder, landmarker):
+        for path, face, signed in signed_estimates(args.folder, landmarker, model):
             if not is_neutral(face.blendshape_names, face.blendshape_scores):
                 continue
             used.append(path.name)
-            estimates.append(fit_face(face.landmarks_px, model).au_signed[columns])
+            estimates.append(signed)
     spread = np.std(estimates, axis=0)
     result = {f"AU{au}": round(float(s), 3) for au, s in zip(FITTED_AUS, spread, strict=True)}
     atomic_write_text(IDENTITY_AU_NOISE_FILE, json.dumps(result, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""The photo folders the calibration scripts read: each photo scaled, with its first face.
+"""The photo folders the calibration scripts read: each photo scaled, with its first face
+(and that face's signed AU estimates, for the scripts that measure the fit).
 
 Photos are scaled to at most 800 px on their longer side, which keeps the scripts fast while
 the faces stay well above the landmarker's input size.
@@ -13,6 +14,8 @@ import cv2
 import numpy as np
 
 from augmentface.face.detect import FaceDetection, FaceLandmarker
+from augmentface.face.fitting import FITTED_AUS, fit_face
+from augmentface.face.model import FaceModel
 from augmentface.imageio import list_images, read_image
 
 MAX_SIDE = 800
@@ -35,3 +38,12 @@ def first_faces(
         faces = landmarker.detect(image)
         if faces:
             yield path, image, faces[0]
+
+
+def signed_estimates(
+    folder: Path, landmarker: FaceLandmarker, model: FaceModel
+) -> Iterator[tuple[Path, FaceDetection, np.ndarray]]:
+    """(path, first face, its signed AU estimates in ``FITTED_AUS`` order) of every photo."""
+    columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
+    for path, _, face in first_faces(folder, landmarker):
+        yield path, face, fit_face(face.landmarks_px, model).au_signed[columns]
