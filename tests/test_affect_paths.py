@@ -112,7 +112,7 @@ def test_targets_and_rig_offsets(model):
     assert last.aus == va_prior.prior_aus(0.8, 0.4)
     emo = parse_path("neutral -> happiness:0.8")
     emo_frames = interpolate_path(emo, PathConfig(3))
-    assert frame_aus(emo, emo_frames[-1]) == emotion_aus("happiness", 0.8)
+    assert frame_aus(emo, emo_frames[-1]) == pytest.approx(emotion_aus("happiness", 0.8))
     emo_targets = path_targets(emo, emo_frames, "emo")
     assert (emo_targets[0].emotion, emo_targets[0].emotion_intensity) == ("neutral", 0.0)
     assert (emo_targets[-1].emotion, emo_targets[-1].emotion_intensity) == ("happiness", 0.8)

@@ -6,7 +6,8 @@ A path is written as waypoints joined by ``->`` (or ``→``), all of one kind:
 * AU: ``"AU12=0 -> AU12=4,AU6=2"`` (an AU a waypoint leaves out is 0 there);
 * emotion: ``"neutral -> happiness:0.8 -> surprise"`` (intensity 0–1, default 1; the path runs
   through the space of per-emotion intensities, so a frame between two emotions blends their
-  EMFACS prototypes, :mod:`.emotion_prior`).
+  EMFACS prototypes, :mod:`.emotion_prior`, without summing antagonists,
+  :mod:`.prototype_blend`).
 
 Frames move along the polyline through the waypoints at constant speed in arc length, with a
 C1 ease at both ends: speed ramps linearly from 0 over the first and last ``ease_fraction`` of
@@ -24,6 +25,7 @@ import numpy as np
 from augmentface.errors import UsageError
 from augmentface.expression import va_prior
 from augmentface.expression.emotion_prior import EMOTIONS, canonical_emotion, emotion_aus
+from augmentface.expression.prototype_blend import blend_prototypes
 from augmentface.expression.targets import ExpressionTarget, parse_au_items
 
 _ARROW = re.compile(r"\s*(?:->|→)\s*")
@@ -189,17 +191,20 @@ def interpolate_path(path: AffectPath, config: PathConfig) -> np.ndarray:
 def frame_aus(path: AffectPath, values: np.ndarray) -> dict[int, float]:
     """AU intensities (0–5) of one frame: the VA prior, the AUs themselves, or blended emotions.
 
-    Emotion frames add each emotion's prototype at its intensity, clipped to 5.
+    Emotion frames add each emotion's prototype at its intensity, clipped to 5; where two
+    pull one feature opposite ways, the stronger keeps it (:func:`.blend_prototypes`).
     """
     if path.kind == "va":
         return va_prior.prior_aus(float(values[0]), float(values[1]))
     if path.kind == "au":
         return {int(d[2:]): float(x) for d, x in zip(path.dims, values, strict=True) if x > 0}
-    aus: dict[int, float] = {}
-    for name, intensity in zip(path.dims, values, strict=True):
-        for au, value in emotion_aus(name, float(np.clip(intensity, 0.0, 1.0))).items():
-            aus[au] = min(aus.get(au, 0.0) + value, 5.0)
-    return aus
+    intensities = np.clip(values, 0.0, 1.0)
+    return blend_prototypes(
+        [
+            (emotion_aus(name, float(i)), float(i))
+            for name, i in zip(path.dims, intensities, strict=True)
+        ]
+    )
 
 
 def path_targets(path: AffectPath, frames: np.ndarray, sequence: str) -> list[ExpressionTarget]:

@@ -75,7 +75,8 @@ def emotion_aus(emotion: str, intensity: float = 1.0) -> dict[int, float]:
     emotion : str
         One of :data:`EMOTIONS` or an alias (``"happy"``, ``"angry"``, …).
     intensity : float
-        0 (neutral face) to 1 (the full prototype); AU intensities scale linearly.
+        0 (neutral face) to 1 (the full prototype); AU intensities scale linearly, except
+        those that join the prototype only as it grows (``va_prior.EmotionAnchor.onsets``).
 
     Returns
     -------
@@ -91,9 +92,7 @@ def emotion_aus(emotion: str, intensity: float = 1.0) -> dict[int, float]:
     if not math.isfinite(intensity) or not 0.0 <= intensity <= 1.0:
         raise UsageError(f"emotion intensity must be in [0, 1], got {intensity}")
     if name == "neutral":
-        prototype: dict[int, float] = {}
-    elif name == "contempt":
-        prototype = CONTEMPT_AUS
-    else:
-        prototype = _ANCHORS[name].aus
-    return {au: value * intensity for au, value in prototype.items() if value * intensity > 0}
+        return {}
+    if name == "contempt":
+        return {au: v * intensity for au, v in CONTEMPT_AUS.items() if v * intensity > 0}
+    return _ANCHORS[name].aus_at(intensity)

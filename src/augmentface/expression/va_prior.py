@@ -23,18 +23,27 @@ so every target gets a face: *relaxed/content* (0.65, -0.55) as a soft smile (12
 *sleepy/tired* (-0.05, -0.90) as drooping lids (43 at half strength). These two are our choice,
 not EMFACS prototypes.
 
-A target's AUs are the two anchors neighbouring it in angle, blended linearly in angle, scaled
-by its distance from the centre (intensity grows from 0 at (0, 0) to the full prototype at the
-anchor's radius and beyond).
+A target's AUs come from the two anchors neighbouring it in angle, at weights ``1 - t`` and
+``t`` by angle, each prototype at its weight times the target's strength (which grows from 0
+at (0, 0) to 1 at the anchors' radius and beyond), through
+:func:`~augmentface.expression.prototype_blend.blend_prototypes`: AUs the two agree on mix
+linearly, antagonists never add up (fear's raised brows and anger's lowered ones do not
+cancel into flat brows). The nearer anchor keeps its configuration of each contested
+feature; within 0.15 of the midpoint the feature crosses through its relaxed state, so a path
+never jumps. Every point therefore shows the face of the emotion nearest to it in direction.
+
+Some AUs join a prototype only as it grows (:attr:`EmotionAnchor.onsets`): a faint smile
+keeps the lips together, a broad one parts them over the upper teeth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from augmentface.errors import UsageError
+from augmentface.expression.prototype_blend import blend_prototypes
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,18 @@ class EmotionAnchor:
     valence: float
     arousal: float
     aus: dict[int, float]  # AU -> intensity (0–5) at full strength
+    #: AU -> strength (0–1) at which it starts: it grows from 0 there to its full value at 1.
+    onsets: dict[int, float] = field(default_factory=dict)
+
+    def aus_at(self, strength: float) -> dict[int, float]:
+        """AU intensities (0–5) of the prototype at ``strength`` in [0, 1]."""
+        out = {}
+        for au, value in self.aus.items():
+            onset = self.onsets.get(au, 0.0)
+            scaled = value * float(np.clip((strength - onset) / (1.0 - onset), 0.0, 1.0))
+            if scaled > 0:
+                out[au] = scaled
+        return out
 
     @property
     def angle(self) -> float:
@@ -106,8 +127,6 @@ def prior_aus(valence: float, arousal: float) -> dict[int, float]:
     span = (hi.angle - lo.angle) % (2 * np.pi)
     t = ((angle - lo.angle) % (2 * np.pi)) / span if span else 0.0
     strength = min(1.0, radius / ((1 - t) * lo.radius + t * hi.radius))
-    aus: dict[int, float] = {}
-    for anchor, weight in ((lo, 1 - t), (hi, t)):
-        for au, value in anchor.aus.items():
-            aus[au] = aus.get(au, 0.0) + strength * weight * value
-    return {au: round(min(value, 5.0), 4) for au, value in aus.items() if value > 1e-3}
+    return blend_prototypes(
+        [(anchor.aus_at(strength * w), w) for anchor, w in ((lo, 1.0 - t), (hi, t))]
+    )
