@@ -1,11 +1,14 @@
-"""Procedural mouth interior for a mouth the target expression opens wider than the photo's.
+"""The mouth interior layer: what a viewer expects inside lips that part further than the photo's.
 
 A photo of a closed mouth has no texture for the inside of an open one, and smearing lip
-texture into the gap reads as a wound, not a mouth. This module paints what a viewer expects
-inside the target's inner-lip contour: a dark oral cavity, an upper-teeth band hanging from the
-upper lip, and for large openings a hint of the lower teeth and the tongue. Colours come from the
-photo's own lips and brightness; every size is a fraction of the mouth width or opening height,
-so the same look holds for a 40 px face and a 1000 px one.
+texture into the gap reads as a wound, not a mouth. :func:`paint_mouth`, the layer's entry,
+decides from the source and target meshes whether the lips part far enough to need one, and
+:func:`paint_mouth_cavity` paints it inside the target's inner-lip contour: a dark oral cavity,
+an upper-teeth band hanging from the upper lip, and for large openings a hint of the lower teeth
+and the tongue. Colours come from the photo's own lips and brightness; every size is a fraction
+of the mouth width or opening height, so the same look holds for a 40 px face and a 1000 px one.
+The other mouth decision of a render, whether the teeth stay still while the lips close over
+them, is :func:`keeps_teeth_still`, which the warp's triangulation follows.
 
 Geometry uses a mouth frame: ``u`` runs along the line from the first mouth corner to the second
 (px), ``v`` runs perpendicular to it, down the face (px). For a level mouth ``u`` is ``x`` and
@@ -18,6 +21,17 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from augmentface.face import topology as topo
+
+#: The cavity is painted when the target opening exceeds the source's by this many pixels and
+#: by this factor: stretching a source's own teeth further than that looks like a grimace.
+MIN_NEW_OPENING_PX = 1.5
+MIN_OPENING_RATIO = 1.25
+#: A closing mouth keeps its teeth still only when most of the new opening lies within the
+#: old one; otherwise (a jaw that drops while the lips close) the interior would show the old
+#: lip where the new opening is.
+MIN_STATIC_SHARE = 0.85
 
 # ITU-R BT.601 luma weights: perceived brightness of an RGB colour.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
@@ -399,3 +413,90 @@ def paint_mouth_cavity(
     painted = _blend(crop_rgb, interior_rgb, alpha.astype(np.float64))
     out_rgb[y0:y1, x0:x1] = np.clip(np.round(painted), 0, 255).astype(np.uint8)
     return out_rgb
+
+
+def paint_mouth(
+    crop: np.ndarray,
+    image_rgb: np.ndarray,
+    src_verts_px: np.ndarray,
+    dst_verts_px: np.ndarray,
+    roi: tuple[int, int, int, int],
+) -> tuple[np.ndarray, bool]:
+    """Paint a mouth interior where the target's lips part further than the source's.
+
+    Parameters
+    ----------
+    crop : (h, w, 3) uint8, the crop ``roi`` of the rendered face; not modified.
+    image_rgb : (H, W, 3) uint8 source photo (the lip colour comes from it).
+    src_verts_px : (468, >=2) float, the fitted mesh in the image frame (x, y px).
+    dst_verts_px : (468, >=2) float, the target mesh in the same frame.
+    roi : (x0, y0, x1, y1) of ``crop`` in full-image pixels, half-open.
+
+    Returns
+    -------
+    crop : (h, w, 3) uint8
+        ``crop`` itself when nothing is painted, else a painted copy.
+    painted : bool
+        Whether the target opening exceeds the source's by at least
+        :data:`MIN_NEW_OPENING_PX` and by the factor :data:`MIN_OPENING_RATIO`, and so a
+        cavity was painted.
+    """
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    opening_src = mouth_opening_px(src_verts_px[inner, :2], upper)
+    opening_dst = mouth_opening_px(dst_verts_px[inner, :2], upper)
+    if opening_dst < max(opening_src + MIN_NEW_OPENING_PX, MIN_OPENING_RATIO * opening_src):
+        return crop, False
+    polygon = dst_verts_px[inner, :2] - (roi[0], roi[1])
+    lip_rgb = _lip_rgb(image_rgb, src_verts_px)
+    return paint_mouth_cavity(crop, polygon, upper_count=upper, lip_rgb=lip_rgb), True
+
+
+def keeps_teeth_still(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> bool:
+    """Whether the teeth stay still while the lips close over them.
+
+    Parameters
+    ----------
+    src_verts_px : (468, >=2) float, the fitted mesh in the image frame (x, y px).
+    dst_verts_px : (468, >=2) float, the target mesh in the same frame.
+
+    Returns
+    -------
+    bool
+        True when the mouth closes (its opening shrinks) and at least
+        :data:`MIN_STATIC_SHARE` of the new opening lies within the old one; then the lips slide
+        over the source's teeth instead of squashing them. An opening mouth keeps the stretched
+        mapping, and :func:`paint_mouth` paints one that opens well beyond its old opening.
+    """
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    src, dst = src_verts_px[inner, :2], dst_verts_px[inner, :2]
+    return bool(
+        mouth_opening_px(dst, upper) < mouth_opening_px(src, upper)
+        and _share_inside(dst, src) >= MIN_STATIC_SHARE
+    )
+
+
+def _lip_rgb(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:
+    """(3,) median colour of the lips, sampled between the outer and inner lip contours."""
+    outer = verts_px[list(topo.LIPS_OUTER), :2]
+    inner = verts_px[list(topo.LIPS_INNER), :2]
+    points = np.concatenate([outer, 0.5 * (outer + inner)])
+    h, w = image_rgb.shape[:2]
+    xs = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
+    ys = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
+    return np.median(image_rgb[ys, xs].astype(np.float64), axis=0)
+
+
+def _share_inside(polygon_px: np.ndarray, outer_px: np.ndarray) -> float:
+    """Share of a polygon's area that lies inside another polygon (rasterised at 1/4 px)."""
+    origin = np.minimum(polygon_px.min(axis=0), outer_px.min(axis=0))
+    size = np.ceil((np.maximum(polygon_px.max(axis=0), outer_px.max(axis=0)) - origin) * 4) + 2
+    shape = (int(size[1]), int(size[0]))
+    masks = []
+    for points in (polygon_px, outer_px):
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round((points - origin) * 4).astype(np.int32)], 1)
+        masks.append(mask.astype(bool))
+    area = masks[0].sum()
+    return float((masks[0] & masks[1]).sum() / area) if area else 1.0

@@ -1,0 +1,126 @@
+"""The eye interior layer: the eyeball that a widening eye (AU5) reveals.
+
+The warp holds the eyeballs still under the lids (:func:`augmentface.render.warp.warp_face`
+with the eye loops static), so an eye that opens beyond its old opening would show the old
+lid's skin in the newly opened band. This layer paints sclera there, coloured from the eye's own
+visible sclera and shaded under the lid, and continues the iris as a disc around MediaPipe's
+iris centre, filled from the visible iris mirrored through its centre.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from augmentface.face import topology as topo
+
+# The eye's gap between its lids is measured like the mouth's between its lips.
+from augmentface.render.mouth import mouth_opening_px
+
+#: Iris landmarks of MediaPipe's 478-point output: centre, then four points on the rim.
+_IRISES = {id(topo.LEFT_EYE): range(473, 478), id(topo.RIGHT_EYE): range(468, 473)}
+#: An eye counts as widening when its opening grows by more than this factor.
+_WIDEN_RATIO = 1.05
+
+
+def paint_eyes(
+    crop: np.ndarray,
+    image_rgb: np.ndarray,
+    landmarks_px: np.ndarray,
+    dst_verts_px: np.ndarray,
+    roi: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Paint the eyeball that each widening eye reveals beyond its old opening.
+
+    Parameters
+    ----------
+    crop : (h, w, 3) uint8, the warped crop ``roi`` of the photo; not modified.
+    image_rgb : (H, W, 3) uint8 source photo (the sclera and iris colours come from it).
+    landmarks_px : (478 or 468, 3) float, MediaPipe landmarks in the image frame (px); without
+        the 10 iris landmarks nothing is painted.
+    dst_verts_px : (468, 3) float, the target mesh in the image frame (px).
+    roi : (x0, y0, x1, y1) of ``crop`` in full-image pixels, half-open.
+
+    Returns
+    -------
+    (h, w, 3) uint8
+        ``crop`` itself when no eye widens, else a painted copy.
+    """
+    if len(landmarks_px) < 478:
+        return crop
+    out = crop
+    offset = np.array([roi[0], roi[1]], dtype=np.float64)
+    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+        contour = list(loop)
+        src_poly, dst_poly = landmarks_px[contour, :2], dst_verts_px[contour, :2]
+        if mouth_opening_px(dst_poly, topo.EYE_UPPER_COUNT) <= _WIDEN_RATIO * mouth_opening_px(
+            src_poly, topo.EYE_UPPER_COUNT
+        ):
+            continue
+        out = _paint_revealed_eyeball(
+            out,
+            image_rgb,
+            src_poly - offset,
+            dst_poly - offset,
+            landmarks_px[list(_IRISES[id(loop)]), :2] - offset,
+            roi,
+        )
+    return out
+
+
+def _paint_revealed_eyeball(
+    crop: np.ndarray,
+    image_rgb: np.ndarray,
+    src_poly: np.ndarray,
+    dst_poly: np.ndarray,
+    iris: np.ndarray,
+    roi: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Paint sclera and iris where the eye's (16, 2) crop-px loop opens beyond its old one.
+
+    ``iris`` is (5, 2) crop px: the centre, then four rim points.
+    """
+    shape = crop.shape[:2]
+    # The old opening, less the band along its rim where the old lashes and lid shadow lie.
+    rim = max(1, round(0.2 * mouth_opening_px(src_poly, topo.EYE_UPPER_COUNT)))
+    old = cv2.erode(_fill(src_poly, shape).astype(np.uint8), np.ones((2 * rim + 1, 1), np.uint8))
+    old = old.astype(bool)
+    new = _fill(dst_poly, shape) & ~old
+    if not new.any():
+        return crop
+    centre = iris[0]
+    radius = float(np.mean(np.linalg.norm(iris[1:] - centre, axis=1)))
+    ys, xs = np.nonzero(new)
+    in_iris = np.hypot(xs - centre[0], ys - centre[1]) <= radius
+    source = image_rgb[roi[1] : roi[3], roi[0] : roi[2]]
+    visible = source[old & ~_disc(centre, radius * 1.1, shape)]
+    if len(visible):
+        # The opening beside the iris also holds lashes, lid shadow and the caruncle: the
+        # sclera is its brightest part.
+        luma = visible.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        sclera = np.median(visible[luma >= np.percentile(luma, 60)], axis=0)
+    else:
+        sclera = np.array([225, 215, 205])
+    out = crop.copy()
+    # Shade the sclera toward the lid margin the way the lid's shadow falls on a real eye.
+    height = max(np.ptp(dst_poly[:, 1]), 1.0)
+    depth = np.clip((ys - dst_poly[:, 1].min()) / height, 0.0, 1.0)[:, None]
+    out[ys, xs] = np.clip(sclera * (0.8 + 0.2 * depth), 0, 255).astype(np.uint8)
+    mirror_x = np.clip(np.round(xs[in_iris]).astype(int), 0, shape[1] - 1)
+    mirror_y = np.clip(np.round(2 * centre[1] - ys[in_iris]).astype(int), 0, shape[0] - 1)
+    out[ys[in_iris], xs[in_iris]] = source[mirror_y, mirror_x]
+    soft = cv2.GaussianBlur(new.astype(np.float32), (0, 0), 1.0)[..., None]
+    return np.round(soft * out + (1 - soft) * crop).astype(np.uint8)
+
+
+def _fill(polygon_px: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: pixel centres inside the polygon (1/16 px vertices)."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon_px * 16).astype(np.int32)], 1, shift=4)
+    return mask.astype(bool)
+
+
+def _disc(centre: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: pixel centres within ``radius`` px of ``centre``."""
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(xs - centre[0], ys - centre[1]) <= radius

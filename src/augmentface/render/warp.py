@@ -1,0 +1,159 @@
+"""The geometry layer of a render: the fitted mesh warped to its target, with the photo's texture.
+
+Every pixel of the deformed mesh takes its colour from the same surface point in the source
+photo (backward mapping, :func:`augmentface.render.rasterize.warp_mesh`). A fixed ring of anchor
+vertices around the face outline, triangulated to it, holds the warp at zero at the mask edge,
+so the face blends into the untouched photo without a seam. The interiors of chosen openings
+(eyeballs, teeth) can be held still while their rims (lids, lips) slide over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from augmentface.errors import RenderError
+from augmentface.face import topology as topo
+from augmentface.face.model import FaceModel
+from augmentface.face.topology import MeshTopology
+from augmentface.render.rasterize import warp_mesh
+
+#: Anchor ring radius relative to the face outline, from the outline's centroid.
+RING_SCALE = 1.3
+#: Feather width of the mask's edge, as a fraction of the ring's width.
+FEATHER_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class WarpLayer:
+    """The warped face region, which the later layers paint on.
+
+    Attributes
+    ----------
+    image_rgb : (h, w, 3) uint8, the crop ``roi`` of the warped photo.
+    alpha : (h, w) uint8, 255 inside the face and anchor band, feathered to 0 at the ring.
+    roi : (x0, y0, x1, y1) in full-image pixels, half-open.
+    """
+
+    image_rgb: np.ndarray
+    alpha: np.ndarray
+    roi: tuple[int, int, int, int]
+
+
+def anchor_ring_px(oval_px: np.ndarray, scale: float = RING_SCALE) -> np.ndarray:
+    """(36, 2) ring of fixed anchors: the face outline pushed out from its centroid."""
+    centre = oval_px.mean(axis=0)
+    return centre + scale * (oval_px - centre)
+
+
+def warp_face(
+    image_rgb: np.ndarray,
+    src_verts_px: np.ndarray,
+    dst_verts_px: np.ndarray,
+    model: FaceModel,
+    *,
+    static_loops: Sequence[Sequence[int]] = (),
+) -> WarpLayer:
+    """Warp the face from the source mesh to the target mesh, inside the anchor ring.
+
+    Parameters
+    ----------
+    image_rgb : (H, W, 3) uint8 source photo.
+    src_verts_px : (468, 3) float, the fitted mesh in the image frame (x, y px; depth in px,
+        larger is farther).
+    dst_verts_px : (468, 3) float, the target mesh in the same frame.
+    model : the face model (triangles and topology).
+    static_loops : contours (vertex-index loops of the topology, e.g.
+        :data:`augmentface.face.topology.LEFT_EYE`) whose interior stays still while the
+        contour moves over it (:func:`_static_interiors`); empty gives the plain mesh warp.
+
+    Returns
+    -------
+    WarpLayer
+        The warped crop, its feathered mask and its roi (the anchor ring's box, clipped).
+
+    Raises
+    ------
+    RenderError
+        When the ring's box inside the image is under 4 px on a side.
+    """
+    oval = np.asarray(topo.FACE_OVAL)
+    ring = anchor_ring_px(src_verts_px[oval, :2])
+    n = len(src_verts_px)
+    # The band lies behind every face triangle.
+    far = src_verts_px[:, 2].max() + np.ptp(src_verts_px[:, 0])
+    src_all = np.vstack([src_verts_px[:, :2], ring])
+    dst_all = np.vstack([dst_verts_px[:, :2], ring])
+    depth = np.concatenate([dst_verts_px[:, 2], np.full(len(ring), far)])
+    triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
+    src_all, dst_all, depth, triangles = _static_interiors(
+        src_all, dst_all, depth, triangles, model.topology, dst_verts_px, static_loops
+    )
+    h, w = image_rgb.shape[:2]
+    x0, y0 = np.floor(ring.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
+    roi = (max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1)))
+    if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
+        raise RenderError(f"face region {roi} is too small or outside the image")
+    warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
+    return WarpLayer(warp.image_rgb, _mask(ring, roi), roi)
+
+
+def _band_triangles(n_mesh: int, oval: np.ndarray) -> np.ndarray:
+    """Triangles joining outline vertex i, i+1 to ring vertices n_mesh + i, n_mesh + i + 1."""
+    k = len(oval)
+    i = np.arange(k)
+    j = (i + 1) % k
+    ring_i, ring_j = n_mesh + i, n_mesh + j
+    return np.concatenate(
+        [np.stack([oval[i], oval[j], ring_j], 1), np.stack([oval[i], ring_j, ring_i], 1)]
+    ).astype(np.int32)
+
+
+def _static_interiors(
+    src_all: np.ndarray,
+    dst_all: np.ndarray,
+    depth: np.ndarray,
+    triangles: np.ndarray,
+    topology: MeshTopology,
+    dst: np.ndarray,
+    loops: Sequence[Sequence[int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Let each loop's contour slide over a still interior.
+
+    The interior triangles of each loop get their own copies of the contour vertices whose
+    source position is their target position: eyeball, iris and teeth are sampled where they
+    are, unscaled, and the lids and lips move over them (closing eyes hide the iris under the
+    lid; closing a laughing mouth hides its teeth under the lip, with no squashed ghost of
+    them). Returns the extended vertex arrays ((N + added, 2) px, (N + added,) depth) and the
+    (T, 3) triangles with the interiors re-indexed to the copies.
+    """
+    triangles = triangles.copy()
+    interior = np.zeros(len(triangles), bool)
+    interior[: len(topology.eye_interior)] = topology.eye_interior | topology.mouth_interior
+    candidates = np.flatnonzero(interior)
+    for loop in loops:
+        contour = list(loop)
+        mine = candidates[np.isin(triangles[candidates], contour).all(axis=1)]
+        copies = {v: len(src_all) + i for i, v in enumerate(contour)}
+        src_all = np.vstack([src_all, dst[contour, :2]])
+        dst_all = np.vstack([dst_all, dst[contour, :2]])
+        depth = np.concatenate([depth, dst[contour, 2]])
+        triangles[mine] = np.vectorize(copies.get)(triangles[mine])
+    return src_all, dst_all, depth, triangles
+
+
+def _mask(ring_px: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Feathered 0–255 mask of the ring polygon inside the roi."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    polygon = np.round((ring_px - (x0, y0)) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [polygon], 255, lineType=cv2.LINE_AA, shift=4)
+    width = float(np.ptp(ring_px[:, 0]))
+    feather = max(1, round(width * (RING_SCALE - 1) / RING_SCALE * FEATHER_FRACTION))
+    # Erode then blur: the feather stays inside the ring, where the warp is already ~identity.
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=feather)
+    return cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
