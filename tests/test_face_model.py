@@ -95,6 +95,33 @@ def test_inner_brow_raiser_overrides_the_lowerer_in_1_plus_4(model):
         )
 
 
+def test_smile_with_parted_lips_bares_the_upper_teeth(model):
+    """FACS 12+25: a crescent opening, widest in the middle, the corners where 12 puts them."""
+    rig, v = model.rig, model.mean_verts_model_mm
+    both = rig.offsets(rig.vector({12: 5, 25: 3}))
+    linear = rig.linear_offsets(rig.vector({12: 5, 25: 3}))
+    smile = rig.offsets(rig.vector({12: 5}))
+
+    def gap(offsets, upper=13, lower=14):
+        return (v[upper, 1] + offsets[upper, 1]) - (v[lower, 1] + offsets[lower, 1])
+
+    assert gap(both) > gap(linear) + 3  # the middle opens over the teeth
+    assert both[14, 1] < 0.3 * smile[14, 1]  # the lower lip's middle stays down
+    assert both[13, 1] > linear[13, 1] + 1  # the upper lip rises further
+    np.testing.assert_allclose(both[[61, 291]], linear[[61, 291]], atol=1e-9)
+
+
+def test_jaw_drop_lowers_the_chin_and_rounds_the_mouth(model):
+    """AU26 turns the mandible and glides it forward: the lower lip drops rather than swinging
+    back, and the relaxed corners follow part way and draw in."""
+    field = model.rig.fields_model_mm[model.rig.au_numbers.index(26)]
+    assert field[14, 1] < -15 and abs(field[14, 2]) < 0.3 * abs(field[14, 1])
+    assert field[152, 1] < -15  # the chin drops as far
+    assert -0.5 * field[14, 1] > -field[291, 1] > 0  # corners follow part way
+    assert field[291, 0] < -3 and field[61, 0] > 3  # and draw in
+    assert np.abs(field[list(topo.LIPS_OUTER[1:10]), 1]).max() < 0.5  # the upper lip stays
+
+
 def test_unknown_au_lists_allowed():
     with pytest.raises(UsageError, match="allowed: AU1, AU2"):
         spec_for(3)

@@ -59,6 +59,7 @@ class AUSpec:
     free_outline: tuple[int, ...] = ()  # outline vertices this AU may move (the jaw)
     notes: str = ""
     rotation: tuple[Vec, float] | None = field(default=None)  # (pivot_mm, angle_deg) about x
+    glide_mm: float = 0.0  # forward (+z) translation that comes with the rotation at E
 
 
 def _arc(loop: tuple[int, ...], upper_count: int, upper: bool) -> tuple[int, ...]:
@@ -184,11 +185,19 @@ AU_SPECS: tuple[AUSpec, ...] = (
             321: (0, -1.2, 0)},
            radius_mm=25, pins=_MOUTH_CORNERS + _CHIN_OUTLINE,
            notes="Lips parted without the jaw dropping."),
+    # The mandible turns about the condyles (in front of the ears, at about the level of the
+    # nose's base: pivot y = -5, z = -40 in this frame) and glides forward as it opens, so
+    # the chin drops rather than swinging back. 13 degrees with an 8 mm glide lower the
+    # lower incisors' lip by 18 mm at E: about half of a normal adult's maximal opening
+    # (40-60 mm between the incisors), the far end being AU27's stretch.
     AUSpec(26, "jaw drop", "masseter, temporalis and internal pterygoid relaxed",
-           {}, radius_mm=0, free_outline=(
+           {291: (-5.5, 0, 0), 308: (-5, 0, 0)}, radius_mm=20, free_outline=(
                152, 148, 176, 149, 150, 136, 172, 58, 377, 400, 378, 379, 365, 397, 288),
-           rotation=((0.0, 5.0, -30.0), 9.0),
-           notes="The mandible rotates down about the jaw joint; the lower lip goes with it."),
+           pins=_UPPER_LIP + _NOSE,
+           rotation=((0.0, -5.0, -40.0), 15.0), glide_mm=10.0,
+           notes="The mandible rotates down about the jaw joint and glides forward; the lower "
+                 "lip goes with it, the relaxed lip corners follow a third of the way and "
+                 "draw in a little, so a wide drop rounds the opening."),
     AUSpec(43, "eyes closed", "levator palpebrae superioris relaxed; orbicularis oculi",
            {}, radius_mm=15, pins=_BROWS,
            notes="Upper lids drop to meet the lower lids (AU45, blink, has the same shape)."),
@@ -198,7 +207,9 @@ AU_SPECS: tuple[AUSpec, ...] = (
 AU_ALIASES = {45: 43}
 
 
-def _inner_brow_lift_wins(raiser: np.ndarray, lowerer: np.ndarray) -> np.ndarray:
+def _inner_brow_lift_wins(
+    raiser: np.ndarray, lowerer: np.ndarray, mesh: MeshTopology
+) -> np.ndarray:
     """1+4: AU4's lowering, cancelled where AU1 lifts, in proportion to AU1's own reach."""
     reach = np.linalg.norm(raiser, axis=1)
     reach /= reach.max()  # 1 at the inner brow, fading to 0 where AU1 does not act
@@ -207,19 +218,57 @@ def _inner_brow_lift_wins(raiser: np.ndarray, lowerer: np.ndarray) -> np.ndarray
     return correction
 
 
+#: 12+25 at E: how far (mm) the upper lip's centre rises further over the upper teeth, and the
+#: share of AU12's lift of the lower lip's centre that the parted lower lip does not follow.
+SMILE_UPPER_LIP_RAISE_MM = 2.0
+SMILE_LOWER_LIP_STAYS = 0.9
+
+
+def _smile_bares_upper_teeth(
+    puller: np.ndarray, parter: np.ndarray, mesh: MeshTopology
+) -> np.ndarray:
+    """12+25: the parted lips open into a smile's crescent over the upper teeth.
+
+    With the corners pulled up and back, the lower lip, once free of the upper, no longer
+    follows the corners' lift in its middle: it hangs, stretched, over the lower teeth (a share
+    :data:`SMILE_LOWER_LIP_STAYS` of AU12's lift taken back at the midline, none at the
+    corners), so the opening is a crescent, widest in the middle; the upper lip rises a little
+    further and bares the upper teeth (:data:`SMILE_UPPER_LIP_RAISE_MM` at the centre, fading
+    toward the corners, which stay where AU12 puts them).
+    """
+    verts = mesh.verts_model_mm
+    half_width = abs(verts[_MOUTH_CORNERS[0], 0])
+    values: dict[int, np.ndarray] = {}
+    for v in _mirror_set(_LOWER_LIP, mesh.mirror):
+        lateral = min(abs(verts[v, 0]) / half_width, 1.0)
+        stays = SMILE_LOWER_LIP_STAYS * (1.0 - lateral**2)
+        values[v] = np.array([0.0, -stays * puller[v, 1], 0.0])
+    for loop, count in ((topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT),
+                        (topo.LIPS_OUTER, topo.LIPS_OUTER_UPPER_COUNT)):  # fmt: skip
+        arc = _arc(loop, count, True)
+        weights = np.sin(np.pi * (np.arange(len(arc)) + 1) / (len(arc) + 1))
+        for v, w in zip(arc, weights, strict=True):
+            values[v] = np.array([0.0, SMILE_UPPER_LIP_RAISE_MM * w, 0.0])
+    for v in _mirror_set((*_MOUTH_CORNERS, *_NOSE, *_CHIN_OUTLINE), mesh.mirror) | set(
+        topo.FACE_OVAL
+    ):
+        values[v] = np.zeros(3)
+    return _harmonic(mesh.skin_laplacian, len(verts), values)
+
+
 @dataclass(frozen=True)
 class AUCombination:
     """Two AUs whose joint appearance FACS describes differently from the sum of their fields.
 
-    ``correction(field_a, field_b)`` builds a (N, 3) field in mm from the two AUs' (N, 3)
-    fields at intensity 5, in the order of ``aus``; the rig adds
+    ``correction(field_a, field_b, mesh)`` builds a (N, 3) field in mm from the two AUs' (N, 3)
+    fields at intensity 5, in the order of ``aus``, on the mesh; the rig adds
     ``min(intensity_a, intensity_b) / 5`` times it to the linear sum: the correction grows with
     the weaker AU, which is how far one movement can override the other.
     """
 
     aus: tuple[int, int]
     notes: str
-    correction: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    correction: Callable[[np.ndarray, np.ndarray, MeshTopology], np.ndarray]
 
 
 AU_COMBINATIONS: tuple[AUCombination, ...] = (
@@ -231,6 +280,16 @@ AU_COMBINATIONS: tuple[AUCombination, ...] = (
         "toward the midline and its lowering of the lateral brow stay (FACS Manual, 2002, on "
         "the 1+4 combination).",
         _inner_brow_lift_wins,
+    ),
+    AUCombination(
+        (12, 25),
+        "12+25 (the broad smile): with the lip corners pulled up and back, parted lips open "
+        "into a wide crescent that shows the upper teeth; the lower lip stays stretched over "
+        "the lower teeth instead of rising with the corners, the upper lip rises further "
+        "(FACS Manual, 2002, on 12+25; in spontaneous smiles the upper lip rises by 28 % "
+        "relative to rest and the mouth widens by 27 %, the corners moving up and out at "
+        "about 47 degrees: Tarantili et al. 2005, Am J Orthod Dentofacial Orthop 128:8).",
+        _smile_bares_upper_teeth,
     ),
 )
 
@@ -286,8 +345,13 @@ def _eyelid_closure(verts: np.ndarray) -> dict[int, Vec]:
     return out
 
 
+#: Share of the jaw's movement the relaxed lip corners follow in a jaw drop.
+JAW_CORNER_SHARE = 0.35
+
+
 def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
-    """Rotation of the lower face about the jaw joint, weighted by a harmonic jaw mask."""
+    """Rotation of the lower face about the jaw joint, with its forward glide, weighted by a
+    harmonic jaw mask (1 on the chin, 0.9 on the lower lip, a third at the lip corners)."""
     verts = mesh.verts_model_mm
     n = len(verts)
     weights: dict[int, np.ndarray] = {}
@@ -296,7 +360,9 @@ def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     for v in _LOWER_LIP:
         for u in {v, int(mesh.mirror[v])}:
             weights[u] = np.full(3, 0.9)
-    still = _mirror_set((*_UPPER_LIP, *_MOUTH_CORNERS[:2], *_NOSE), mesh.mirror)
+    for v in _mirror_set(_MOUTH_CORNERS[:2], mesh.mirror):
+        weights[v] = np.full(3, JAW_CORNER_SHARE)
+    still = _mirror_set((*_UPPER_LIP, *_NOSE), mesh.mirror)
     for v in still | set(np.flatnonzero(verts[:, 1] > -25.0).tolist()):
         weights.setdefault(int(v), np.zeros(3))
     for v in topo.FACE_OVAL:
@@ -306,18 +372,17 @@ def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     assert spec.rotation is not None
     pivot, angle_deg = np.asarray(spec.rotation[0]), np.radians(spec.rotation[1])
     c, s = np.cos(angle_deg), np.sin(angle_deg)
-    # Opening the mouth turns the chin down (-y) and back (-z) about the joint's x axis.
+    # Opening the mouth turns the chin down (-y) and back (-z) about the joint's x axis; the
+    # condyles' forward glide (+z) takes back much of the backward swing.
     rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    rotated = (verts - pivot) @ rot.T + pivot
-    return w[:, None] * (rotated - verts)
+    moved = (verts - pivot) @ rot.T + pivot + np.array([0.0, 0.0, spec.glide_mm])
+    return w[:, None] * (moved - verts)
 
 
-def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
-    """(N, 3) displacement field of one AU at intensity 5, in mm, model frame."""
-    if spec.rotation is not None:
-        return _jaw_field(spec, mesh)
+def _handle_field(spec: AUSpec, handles: Mapping[int, Vec], mesh: MeshTopology) -> np.ndarray:
+    """Harmonic field through the mirrored handles, pinned beyond the radius, at the pins and
+    on the face outline."""
     verts = mesh.verts_model_mm
-    handles = _eyelid_closure(verts) if spec.number == 43 else spec.handles
     values = _mirror_handles(handles, mesh.mirror)
     handle_ids = np.fromiter(values.keys(), dtype=np.int64)
     dist = np.linalg.norm(verts[:, None, :] - verts[None, handle_ids, :], axis=2).min(axis=1)
@@ -326,6 +391,17 @@ def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     for v in pinned - set(values):
         values[v] = np.zeros(3)
     return _harmonic(mesh.skin_laplacian, len(verts), values)
+
+
+def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
+    """(N, 3) displacement field of one AU at intensity 5, in mm, model frame."""
+    handles = _eyelid_closure(mesh.verts_model_mm) if spec.number == 43 else spec.handles
+    field = np.zeros_like(mesh.verts_model_mm)
+    if handles:
+        field += _handle_field(spec, handles, mesh)
+    if spec.rotation is not None:
+        field += _jaw_field(spec, mesh)
+    return field
 
 
 @dataclass(frozen=True)
@@ -399,7 +475,10 @@ def _build_rig_cached(key: bytes, shape: tuple[int, ...], tri_key: bytes, tri_sh
     fields = np.stack([build_au_field(spec, mesh) for spec in AU_SPECS])
     numbers = tuple(s.number for s in AU_SPECS)
     corrections = np.stack(
-        [c.correction(*(fields[numbers.index(au)] for au in c.aus)) for c in AU_COMBINATIONS]
+        [
+            c.correction(*(fields[numbers.index(au)] for au in c.aus), mesh)
+            for c in AU_COMBINATIONS
+        ]
     )
     return AURig(numbers, fields, corrections)
 

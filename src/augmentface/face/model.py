@@ -27,7 +27,7 @@ from augmentface.face.landmarker_model import LandmarkerModel, locate_landmarker
 from augmentface.face.topology import MeshTopology
 
 #: Bumped whenever the rig's fields change, so manifests from another rig are recognised.
-RIG_VERSION = 4
+RIG_VERSION = 5
 N_MESH_VERTICES = 468
 NEUTRAL_OFFSETS_FILE = Path(__file__).with_name("data") / "neutral_offsets_model_mm.npy"
 LANDMARK_GAINS_FILE = Path(__file__).with_name("data") / "landmark_gains.json"
