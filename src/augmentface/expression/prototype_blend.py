@@ -98,4 +98,4 @@ def blend_prototypes(parts: Sequence[Part]) -> dict[int, float]:
     for (aus, _), scale in zip(parts, _feature_scales(parts), strict=True):
         for au, value in aus.items():
             out[au] = out.get(au, 0.0) + scale.get(au, 1.0) * value
-    return {au: round(min(v, INTENSITY_MAX), 4) for au, v in sorted(out.items()) if v > 1e-3}
+    return {au: min(v, INTENSITY_MAX) for au, v in sorted(out.items()) if v > 1e-3}

@@ -75,13 +75,13 @@ class EmotionAnchor:
 
 
 ANCHORS: tuple[EmotionAnchor, ...] = (
-    EmotionAnchor("happiness", 0.80, 0.40, {6: 3.5, 12: 4.5, 25: 1.0}),
-    EmotionAnchor("surprise", 0.15, 0.85, {1: 4.0, 2: 4.0, 5: 2.0, 25: 3.0, 26: 4.0}),
+    EmotionAnchor("happiness", 0.80, 0.40, {6: 4.0, 12: 5.0, 25: 3.0}, onsets={25: 0.3}),
+    EmotionAnchor("surprise", 0.15, 0.85, {1: 4.5, 2: 4.5, 5: 3.5, 25: 3.0, 26: 5.0}),
     EmotionAnchor("fear", -0.55, 0.80,
-                  {1: 3.5, 2: 3.0, 4: 2.5, 5: 3.5, 7: 2.0, 20: 3.5, 25: 2.5, 26: 2.5}),
-    EmotionAnchor("anger", -0.70, 0.55, {4: 4.0, 5: 2.5, 7: 3.0, 23: 3.5}),
-    EmotionAnchor("disgust", -0.75, 0.25, {9: 3.5, 10: 2.0, 15: 2.5, 16: 2.0}),
-    EmotionAnchor("sadness", -0.70, -0.40, {1: 3.5, 4: 2.5, 15: 3.5, 17: 1.5}),
+                  {1: 4.0, 2: 3.5, 4: 3.0, 5: 4.5, 7: 2.0, 20: 4.5, 25: 3.0, 26: 2.5}),
+    EmotionAnchor("anger", -0.70, 0.55, {4: 5.0, 5: 3.0, 7: 4.0, 23: 4.0, 24: 3.0}),
+    EmotionAnchor("disgust", -0.75, 0.25, {9: 4.5, 10: 4.0, 15: 2.5, 16: 2.5, 17: 2.0}),
+    EmotionAnchor("sadness", -0.70, -0.40, {1: 4.5, 4: 3.0, 15: 4.5, 17: 3.0, 43: 1.0}),
     EmotionAnchor("sleepy", -0.05, -0.90, {43: 2.5}),
     EmotionAnchor("relaxed", 0.65, -0.55, {6: 1.0, 12: 2.5}),
 )  # fmt: skip
