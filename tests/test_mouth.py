@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from augmentface.render.mouth import mouth_opening_px, paint_mouth_cavity
+from augmentface.face import topology as topo
+from augmentface.render.mouth import (
+    REST_TEETH_SHOW_WIDTH_FRACTION,
+    TEETH_SKIN_LUMA_RATIO,
+    mouth_opening_px,
+    paint_mouth_cavity,
+    teeth_rgb_from_skin,
+    upper_teeth_show_px,
+)
 
 SKIN_RGB = np.array([214.0, 170.0, 145.0])
 LIP_RGB = np.array([190.0, 110.0, 110.0])
@@ -186,3 +194,53 @@ def test_mouth_at_the_image_edge_is_clipped() -> None:
 def test_bad_upper_count_is_an_error() -> None:
     with pytest.raises(ValueError, match="upper_count"):
         mouth_opening_px(_inner_lip_polygon_px(), 20)
+
+
+@pytest.mark.parametrize("teeth_show_px", [6.0, 12.0])
+def test_teeth_band_shows_what_the_upper_lip_bares(teeth_show_px: float) -> None:
+    """Given how far the lip bares the teeth, the band is that tall in the middle (teeth are
+    fixed to the skull), and never fills the whole opening."""
+    polygon_px = _inner_lip_polygon_px(2.0, opening_px=24.0, centre_px=(160.0, 80.0))
+    _, painted_rgb = _paint(
+        polygon_px, shape=(240, 320), lip_px=20.0, teeth_show_px=teeth_show_px
+    )
+    column = _opening_column_luma(polygon_px, painted_rgb, 160)
+    teeth_rows = np.flatnonzero(column > 0.5 * (column.max() + column.min()))
+    assert teeth_rows[0] <= 1
+    assert teeth_rows.size == pytest.approx(teeth_show_px, abs=2.5)
+    _, bared_rgb = _paint(polygon_px, shape=(240, 320), lip_px=20.0, teeth_show_px=200.0)
+    bared = _opening_column_luma(polygon_px, bared_rgb, 160)
+    assert np.median(bared[-3:]) < 0.6 * bared.max()  # dark below the teeth, even fully bared
+
+
+def _mesh_with_mouth(raise_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A (468, 2) mesh whose inner lips are the test loop, and a copy whose upper inner lip's
+    middle is raised by ``raise_px`` (image y up)."""
+    src = np.zeros((468, 2))
+    src[list(topo.LIPS_INNER)] = _inner_lip_polygon_px(2.0, centre_px=(160.0, 80.0))
+    dst = src.copy()
+    dst[list(topo.LIPS_INNER[1 : topo.LIPS_INNER_UPPER_COUNT - 1]), 1] -= raise_px
+    return src, dst
+
+
+def test_teeth_show_more_as_the_upper_lip_rises() -> None:
+    src, still = _mesh_with_mouth()
+    width_px = 160.0
+    rest = upper_teeth_show_px(src, still)
+    assert rest == pytest.approx(REST_TEETH_SHOW_WIDTH_FRACTION * width_px, rel=0.01)
+    _, raised = _mesh_with_mouth(5.0)
+    assert upper_teeth_show_px(src, raised) == pytest.approx(rest + 5.0, abs=0.01)
+    _, lowered = _mesh_with_mouth(-50.0)
+    assert upper_teeth_show_px(src, lowered) == 0.0
+
+
+def test_teeth_colour_follows_the_photos_skin() -> None:
+    """Lit teeth are a near-neutral white, brighter than the cheeks by the measured ratio."""
+    verts = np.zeros((468, 2))
+    verts[:] = (5.0, 5.0)
+    for skin in ([214.0, 170.0, 145.0], [90.0, 60.0, 50.0]):
+        image = np.empty((10, 10, 3), np.uint8)
+        image[:] = skin
+        teeth = teeth_rgb_from_skin(image, verts)
+        assert _luma(teeth) == pytest.approx(TEETH_SKIN_LUMA_RATIO * _luma(skin), rel=0.02)
+        assert np.ptp(teeth) / _luma(teeth) < 0.5 * np.ptp(skin) / _luma(skin)

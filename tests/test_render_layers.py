@@ -14,7 +14,7 @@ import pytest
 
 from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES
-from augmentface.render.eyes import paint_eyes
+from augmentface.render.eyes import paint_eyes, sclera_rgb
 from augmentface.render.face_render import render_expression
 from augmentface.render.mouth import keeps_teeth_still, mouth_opening_px, paint_mouth
 from augmentface.render.warp import warp_face
@@ -191,3 +191,17 @@ def test_render_is_the_composition_of_the_layers(astronaut, face, model, change)
     np.testing.assert_array_equal(naive.image_rgb, plain.image_rgb)
     np.testing.assert_array_equal(naive.alpha, plain.alpha)
     assert naive.roi == plain.roi and not naive.mouth_painted
+
+
+def test_sclera_is_white_even_where_little_of_it_shows():
+    """A shadowed eye shows so little sclera that its brightest part is lid skin: the white is
+    kept near-neutral, at least 0.8 of the cheeks' luminance; a clearly seen white is kept."""
+    luma = np.array([0.299, 0.587, 0.114])
+    skin = np.array([214.0, 170.0, 145.0])
+    shadow = np.tile([110.0, 60.0, 45.0], (50, 1))
+    white = sclera_rgb(shadow, skin)
+    assert white @ luma == pytest.approx(0.8 * skin @ luma, rel=0.02)
+    assert np.ptp(white) / (white @ luma) < 0.2  # skin here: 0.45
+    iris, lit_white = np.tile([40.0, 30.0, 25.0], (50, 1)), np.tile([235.0, 230.0, 226.0], (60, 1))
+    seen = np.vstack([iris, lit_white])
+    np.testing.assert_allclose(sclera_rgb(seen, skin), [235.0, 230.0, 226.0], atol=3)

@@ -16,11 +16,18 @@ from augmentface.face import topology as topo
 
 # The eye's gap between its lids is measured like the mouth's between its lips.
 from augmentface.render.mouth import mouth_opening_px
+from augmentface.render.skin import cheek_skin_rgb, luma
 
 #: Iris landmarks of MediaPipe's 478-point output: centre, then four points on the rim.
 _IRISES = {id(topo.LEFT_EYE): range(473, 478), id(topo.RIGHT_EYE): range(468, 473)}
 #: An eye counts as widening when its opening grows by more than this factor.
 _WIDEN_RATIO = 1.05
+# The whites of the eyes: a near-neutral chroma (RGB / luma), and the least luminance they are
+# given against the cheeks' (in a well-lit face they are brighter than skin; in a shadowed
+# socket somewhat darker, never as dark as lid skin in shadow).
+_SCLERA_CHROMA = np.array([1.02, 1.0, 0.96])
+_MAX_SCLERA_SATURATION = 0.12  # (max − min) / luma of the tint it may keep
+_MIN_SCLERA_SKIN_LUMA = 0.8
 
 
 def paint_eyes(
@@ -50,6 +57,7 @@ def paint_eyes(
         return crop
     out = crop
     offset = np.array([roi[0], roi[1]], dtype=np.float64)
+    skin_rgb = cheek_skin_rgb(image_rgb, landmarks_px)
     for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
         contour = list(loop)
         src_poly, dst_poly = landmarks_px[contour, :2], dst_verts_px[contour, :2]
@@ -64,8 +72,33 @@ def paint_eyes(
             dst_poly - offset,
             landmarks_px[list(_IRISES[id(loop)]), :2] - offset,
             roi,
+            skin_rgb,
         )
     return out
+
+
+def sclera_rgb(visible_rgb: np.ndarray, skin_rgb: np.ndarray) -> np.ndarray:
+    """(3,) colour of the eye's white from its visible opening beside the iris.
+
+    The opening also holds lashes, lid shadow and the caruncle, so the sclera is its brightest
+    part (the median above the 60th luminance percentile). A narrow or shadowed eye shows so
+    little of it that this picks up lid skin: the colour's departure from a neutral white is
+    therefore capped at a sclera's saturation (far less than skin's) and its luminance kept at
+    least
+    :data:`_MIN_SCLERA_SKIN_LUMA` times the cheeks' luminance.
+    """
+    visible_rgb = np.asarray(visible_rgb, dtype=np.float64).reshape(-1, 3)
+    skin_luma = max(float(luma(skin_rgb)), 1.0)
+    if len(visible_rgb):
+        brightness = luma(visible_rgb)
+        estimate = np.median(visible_rgb[brightness >= np.percentile(brightness, 60)], axis=0)
+    else:
+        estimate = skin_rgb
+    estimate_luma = max(float(luma(estimate)), 1.0)
+    # Keep the estimate's tint (the photo's white balance) up to a sclera's saturation.
+    tint = estimate / estimate_luma - _SCLERA_CHROMA
+    tint *= min(1.0, _MAX_SCLERA_SATURATION / max(float(np.ptp(tint)), 1e-9))
+    return (_SCLERA_CHROMA + tint) * max(estimate_luma, _MIN_SCLERA_SKIN_LUMA * skin_luma)
 
 
 def _paint_revealed_eyeball(
@@ -75,10 +108,12 @@ def _paint_revealed_eyeball(
     dst_poly: np.ndarray,
     iris: np.ndarray,
     roi: tuple[int, int, int, int],
+    skin_rgb: np.ndarray,
 ) -> np.ndarray:
     """Paint sclera and iris where the eye's (16, 2) crop-px loop opens beyond its old one.
 
-    ``iris`` is (5, 2) crop px: the centre, then four rim points.
+    ``iris`` is (5, 2) crop px: the centre, then four rim points; ``skin_rgb`` (3,) the
+    cheeks' colour (:func:`.cheek_skin_rgb`).
     """
     shape = crop.shape[:2]
     # The old opening, less the band along its rim where the old lashes and lid shadow lie.
@@ -94,13 +129,7 @@ def _paint_revealed_eyeball(
     in_iris = np.hypot(xs - centre[0], ys - centre[1]) <= radius
     source = image_rgb[roi[1] : roi[3], roi[0] : roi[2]]
     visible = source[old & ~_disc(centre, radius * 1.1, shape)]
-    if len(visible):
-        # The opening beside the iris also holds lashes, lid shadow and the caruncle: the
-        # sclera is its brightest part.
-        luma = visible.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        sclera = np.median(visible[luma >= np.percentile(luma, 60)], axis=0)
-    else:
-        sclera = np.array([225, 215, 205])
+    sclera = sclera_rgb(visible, skin_rgb)
     out = crop.copy()
     # Shade the sclera toward the lid margin the way the lid's shadow falls on a real eye.
     height = max(np.ptp(dst_poly[:, 1]), 1.0)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from augmentface.face import topology as topo
+from augmentface.render.skin import cheek_skin_rgb
 
 #: The cavity is painted when the target opening exceeds the source's by this many pixels and
 #: by this factor: stretching a source's own teeth further than that looks like a grimace.
@@ -44,10 +45,23 @@ _CAVITY_LUMA_RATIO = 0.36
 _CAVITY_LUMA_RANGE = (0.08 * 255, 0.22 * 255)
 # Teeth in a well-exposed photo, and the lip-and-skin luminance that exposure gives.
 _TEETH_RGB = np.array([200.0, 190.0, 175.0])
+# Lit teeth against the cheeks' skin in the same photo: their luminance ratio and the teeth's
+# chroma (RGB / luma), medians over the 12 shared photos that smile with parted lips
+# (ratio 1.13, interquartile range 1.08–1.19; python scripts/teeth_colour.py PHOTO_FOLDER).
+TEETH_SKIN_LUMA_RATIO = 1.13
+_TEETH_CHROMA = np.array([1.04, 0.99, 0.92])
 _REFERENCE_SKIN_LUMA = 150.0
-# Upper teeth show this fraction of the local opening, at most this fraction of mouth width.
+# Upper teeth show this fraction of the local opening, at most this fraction of mouth width,
+# when the caller does not say how far the upper lip bares them.
 _UPPER_TEETH_OPENING_FRACTION = 0.36
 _UPPER_TEETH_WIDTH_CAP = 0.15
+# The upper teeth are fixed to the skull, so what shows of them is how far the upper lip sits
+# above their biting edge: at rest 1–3 mm of the central incisors show below a relaxed upper
+# lip (about 5 % of a ~50 mm mouth width), and every millimetre the lip rises bares one more
+# (Van Der Geld et al. 2008, Acta Odontol Scand 66:207, tooth display in smiling). The band
+# never fills the whole opening: the lower lip or the dark between the teeth shows below it.
+REST_TEETH_SHOW_WIDTH_FRACTION = 0.05
+_MAX_TEETH_GAP_FRACTION = 0.88
 # Boundaries between upper teeth (central/lateral incisor, canine, premolars) as fractions of the
 # half mouth width from the midline: a dental arch of ~25 mm radius seen from the front.
 _UPPER_TOOTH_EDGES = (0.0, 0.33, 0.56, 0.78, 0.92)
@@ -288,18 +302,30 @@ def _paint_lower_teeth(
     return _blend(rgb, teeth_rgb * shade[..., None], 0.9 * strength * alpha)
 
 
+def _upper_teeth_height_px(
+    geo: _PixelGeometry, frame: _MouthFrame, teeth_show_px: float | None
+) -> np.ndarray:
+    """(h, w) visible height of the upper teeth below the upper lip at each pixel's ``u``."""
+    if teeth_show_px is None:
+        return np.minimum(
+            _UPPER_TEETH_OPENING_FRACTION * geo.gap, _UPPER_TEETH_WIDTH_CAP * frame.width_px
+        )
+    # The dental arch curves back and the lip line follows it: less shows toward the corners.
+    arch_px = max(teeth_show_px, 0.0) * (1.0 - 0.3 * geo.lateral**2)
+    return np.minimum(arch_px, _MAX_TEETH_GAP_FRACTION * geo.gap)
+
+
 def _paint_upper_teeth(
     rgb: np.ndarray,
     geo: _PixelGeometry,
     frame: _MouthFrame,
     teeth_rgb: np.ndarray,
     cavity_rgb: np.ndarray,
+    teeth_show_px: float | None,
 ) -> np.ndarray:
     """Upper-teeth band hanging from the upper lip, receding and darkening toward the corners."""
     gaps = _tooth_gaps(geo, frame.width_px, _UPPER_TOOTH_EDGES)
-    height_px = np.minimum(
-        _UPPER_TEETH_OPENING_FRACTION * geo.gap, _UPPER_TEETH_WIDTH_CAP * frame.width_px
-    )
+    height_px = _upper_teeth_height_px(geo, frame, teeth_show_px)
     # Rounded tooth tips leave small notches (embrasures) in the biting edge at each gap.
     edge_v = geo.top + height_px * (1.0 - 0.15 * gaps)
     alpha = _coverage(edge_v - geo.v) * _smoothstep(0.98, 0.8, geo.lateral)
@@ -320,6 +346,7 @@ def _interior_rgb(
     cavity_rgb: np.ndarray,
     teeth_rgb: np.ndarray,
     lip_rgb: np.ndarray,
+    teeth_show_px: float | None,
 ) -> np.ndarray:
     """(h, w, 3) float64 painted interior, back to front: cavity, tongue, lower, upper teeth."""
     rgb = _shade_cavity(geo, cavity_rgb)
@@ -327,7 +354,7 @@ def _interior_rgb(
     if strength > 0:
         rgb = _paint_tongue(rgb, geo, frame, lip_rgb, strength)
         rgb = _paint_lower_teeth(rgb, geo, frame, teeth_rgb, strength)
-    return _paint_upper_teeth(rgb, geo, frame, teeth_rgb, cavity_rgb)
+    return _paint_upper_teeth(rgb, geo, frame, teeth_rgb, cavity_rgb, teeth_show_px)
 
 
 def _dark_line_alpha(frame: _MouthFrame, x0: int, y0: int, shape: tuple[int, int]) -> np.ndarray:
@@ -357,6 +384,7 @@ def paint_mouth_cavity(
     upper_count: int,
     lip_rgb: np.ndarray,
     teeth_rgb: np.ndarray | None = None,
+    teeth_show_px: float | None = None,
     feather_px: float = 1.0,
 ) -> np.ndarray:
     """Paint an open mouth's interior inside the inner-lip contour.
@@ -376,6 +404,10 @@ def paint_mouth_cavity(
     teeth_rgb : np.ndarray | None
         (3,) float. Colour of lit teeth; ``None`` derives an off-white from the brightness and
         tint of the lips and skin around the mouth.
+    teeth_show_px : float | None
+        How much of the upper teeth shows below the upper lip at the mouth's middle, px
+        (see :func:`upper_teeth_show_px`); at most 88 % of the local opening is teeth.
+        ``None`` shows a fixed share of the opening (36 %, at most 15 % of the mouth width).
     feather_px : float
         Soft edge against the lips, px: the paint fades out over about this distance beyond the
         (anti-aliased) polygon edge.
@@ -409,7 +441,9 @@ def paint_mouth_cavity(
                 surround_rgb.mean(axis=0) if len(surround_rgb) else np.asarray(lip_rgb, float)
             )
         geo = _pixel_geometry(frame, x0, y0, shape)
-        interior_rgb = _interior_rgb(geo, frame, opening_px, cavity_rgb, teeth_rgb, lip_rgb)
+        interior_rgb = _interior_rgb(
+            geo, frame, opening_px, cavity_rgb, teeth_rgb, lip_rgb, teeth_show_px
+        )
     painted = _blend(crop_rgb, interior_rgb, alpha.astype(np.float64))
     out_rgb[y0:y1, x0:x1] = np.clip(np.round(painted), 0, 255).astype(np.uint8)
     return out_rgb
@@ -449,7 +483,53 @@ def paint_mouth(
         return crop, False
     polygon = dst_verts_px[inner, :2] - (roi[0], roi[1])
     lip_rgb = _lip_rgb(image_rgb, src_verts_px)
-    return paint_mouth_cavity(crop, polygon, upper_count=upper, lip_rgb=lip_rgb), True
+    painted = paint_mouth_cavity(
+        crop,
+        polygon,
+        upper_count=upper,
+        lip_rgb=lip_rgb,
+        teeth_rgb=teeth_rgb_from_skin(image_rgb, src_verts_px),
+        teeth_show_px=upper_teeth_show_px(src_verts_px, dst_verts_px),
+    )
+    return painted, True
+
+
+def teeth_rgb_from_skin(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:
+    """(3,) colour of lit teeth in this photo, from its cheeks (:func:`.cheek_skin_rgb`).
+
+    Teeth are a warm off-white (:data:`_TEETH_CHROMA`) at :data:`TEETH_SKIN_LUMA_RATIO` times
+    the cheeks' luminance; a fifth of the skin's own chroma carries the photo's white balance.
+
+    Parameters
+    ----------
+    image_rgb : (H, W, 3) uint8 photo.
+    verts_px : (468, >=2) the face's mesh in the image, px.
+    """
+    skin_rgb = cheek_skin_rgb(image_rgb, verts_px)
+    skin_luma = max(float(_luma(skin_rgb)), 1.0)
+    chroma = 0.8 * _TEETH_CHROMA + 0.2 * skin_rgb / skin_luma
+    return np.clip(chroma * min(TEETH_SKIN_LUMA_RATIO * skin_luma, 245.0), 0.0, 255.0)
+
+
+def upper_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> float:
+    """How much of the upper teeth shows below the target's upper lip at its middle, px.
+
+    The teeth stay with the skull while the lip moves: what shows is the rest display
+    (:data:`REST_TEETH_SHOW_WIDTH_FRACTION` of the mouth width) plus how far the middle of the
+    upper inner lip rose from the source to the target, measured across the mouth (along its
+    normal, so a tilted head reads the same). A lip that comes down covers them.
+
+    Parameters
+    ----------
+    src_verts_px, dst_verts_px : (468, >=2) float
+        The fitted and the target mesh in the image frame (x, y px).
+    """
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    frame = _mouth_frame(dst_verts_px[inner, :2], upper)
+    middle = list(topo.LIPS_INNER[upper // 2 - 1 : upper // 2 + 2])
+    rise_px = float(((src_verts_px[middle, :2] - dst_verts_px[middle, :2]) @ frame.normal).mean())
+    return max(REST_TEETH_SHOW_WIDTH_FRACTION * frame.width_px + rise_px, 0.0)
 
 
 def keeps_teeth_still(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> bool:
