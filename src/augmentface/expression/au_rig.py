@@ -187,9 +187,9 @@ AU_SPECS: tuple[AUSpec, ...] = (
            notes="Lips parted without the jaw dropping."),
     # The mandible turns about the condyles (in front of the ears, at about the level of the
     # nose's base: pivot y = -5, z = -40 in this frame) and glides forward as it opens, so
-    # the chin drops rather than swinging back. 13 degrees with an 8 mm glide lower the
-    # lower incisors' lip by 18 mm at E: about half of a normal adult's maximal opening
-    # (40-60 mm between the incisors), the far end being AU27's stretch.
+    # the chin drops rather than swinging back. 15 degrees with a 10 mm glide lower the
+    # lower lip by 21 mm at E: about half of a normal adult's maximal opening (40-60 mm
+    # between the incisors), the far end being AU27's stretch.
     AUSpec(26, "jaw drop", "masseter, temporalis and internal pterygoid relaxed",
            {291: (-5.5, 0, 0), 308: (-5, 0, 0)}, radius_mm=20, free_outline=(
                152, 148, 176, 149, 150, 136, 172, 58, 377, 400, 378, 379, 365, 397, 288),
