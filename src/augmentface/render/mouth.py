@@ -47,9 +47,9 @@ _CAVITY_LUMA_RANGE = (0.08 * 255, 0.22 * 255)
 _TEETH_RGB = np.array([200.0, 190.0, 175.0])
 # Lit teeth against the cheeks' skin in the same photo: their luminance ratio and the teeth's
 # chroma (RGB / luma), medians over the 12 shared photos that smile with parted lips
-# (ratio 1.13, interquartile range 1.08–1.19; python scripts/teeth_colour.py PHOTO_FOLDER).
-TEETH_SKIN_LUMA_RATIO = 1.13
-_TEETH_CHROMA = np.array([1.04, 0.99, 0.92])
+# (ratio 1.12, interquartile range 1.04–1.21; python scripts/teeth_colour.py PHOTO_FOLDER).
+TEETH_SKIN_LUMA_RATIO = 1.12
+_TEETH_CHROMA = np.array([1.07, 0.98, 0.93])
 _REFERENCE_SKIN_LUMA = 150.0
 # Upper teeth show this fraction of the local opening, at most this fraction of mouth width,
 # when the caller does not say how far the upper lip bares them.
