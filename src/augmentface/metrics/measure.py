@@ -13,6 +13,7 @@ import numpy as np
 from augmentface.datasets.frames import read_frame
 from augmentface.face.detect import FaceDetection, FaceLandmarker
 from augmentface.metrics.artifacts import outside_unchanged, seam_ratio
+from augmentface.metrics.au_geometry import au_geometric_response
 from augmentface.metrics.blendshapes_facs import au_response
 from augmentface.metrics.geometry import (
     dlib_landmarks68,
@@ -32,7 +33,8 @@ def nearest_face(faces: list[FaceDetection], target_px: np.ndarray) -> FaceDetec
 
 @dataclass
 class OutputMeasurer:
-    """Measures outputs with one open landmarker; caches each source photo and embedding.
+    """Measures outputs with one open landmarker; caches each source photo, and per face its
+    embedding and dlib-68 landmarks.
 
     Parameters
     ----------
@@ -45,18 +47,24 @@ class OutputMeasurer:
     _source_path: str = ""
     _source: np.ndarray | None = None
     _embeddings: dict[int, np.ndarray] = field(default_factory=dict)
+    _landmarks68: dict[int, np.ndarray] = field(default_factory=dict)
 
     def source(self, image_path: str) -> np.ndarray:
         """The source photo (decoded once while consecutive rows share it)."""
         if image_path != self._source_path:
             self._source_path, self._source = image_path, read_frame(image_path)
-            self._embeddings = {}
+            self._embeddings, self._landmarks68 = {}, {}
         return self._source
 
     def _source_embedding(self, face_index: int, box_px) -> np.ndarray:
         if face_index not in self._embeddings:
             self._embeddings[face_index] = face_embedding(self._source, box_px)
         return self._embeddings[face_index]
+
+    def _source_landmarks68(self, face_index: int, box_px) -> np.ndarray:
+        if face_index not in self._landmarks68:
+            self._landmarks68[face_index] = dlib_landmarks68(self._source, box_px)
+        return self._landmarks68[face_index]
 
     def measure(
         self, output_rgb: np.ndarray, fit: dict, render: dict, alpha: np.ndarray, lossless: bool
@@ -94,14 +102,25 @@ class OutputMeasurer:
         out["nme_dlib68"] = normalised_mean_error(
             dlib_landmarks68(output_rgb, box), target68, interocular
         )
+        # dlib reads the output in the source's face box: the head has not moved, and one box
+        # keeps the predictor's starting shape, which follows the box, out of the response.
+        out["geometry_response"] = au_geometric_response(
+            self._source_landmarks68(int(fit["face_index"]), fit["bbox_px"]),
+            dlib_landmarks68(output_rgb, fit["bbox_px"]),
+            "ibug68",
+        )
         out["nme_mediapipe"] = np.nan
         out["au_response"] = {}
+        out["geometry_mp_response"] = {}
         if face is not None:
             out["nme_mediapipe"] = normalised_mean_error(
                 face.landmarks_px[: len(target_px), :2], target_px[:, :2], interocular
             )
             out["au_response"] = au_response(
                 fit["blendshape_scores"], face.blendshape_scores, self.blendshape_names
+            )
+            out["geometry_mp_response"] = au_geometric_response(
+                fit["landmarks_px"], face.landmarks_px, "mediapipe"
             )
         return out
 

@@ -2,7 +2,9 @@
 
 Identity: dlib's ResNet embedding distance between the source face and the output face.
 Expression: MediaPipe's blendshapes of the output minus the source's, mapped onto AUs
-(:mod:`augmentface.metrics.blendshapes_facs`). Geometry: re-detected landmarks (MediaPipe's,
+(:mod:`augmentface.metrics.blendshapes_facs`), and, per AU, the change of a geometric channel
+of the landmarks, dlib's 68 and MediaPipe's re-detected ones
+(:mod:`augmentface.metrics.au_geometry`). Geometry: re-detected landmarks (MediaPipe's,
 and dlib's independent 68-point model) against the intended target landmarks, normalised by
 the outer inter-ocular distance. Artifacts: gradient energy along the blend boundary relative
 to the unedited photo, and whether pixels outside the mask are unchanged.
@@ -33,11 +35,26 @@ from augmentface.stages.common import (
     row_failure,
     upstream,
 )
-from augmentface.stages.schemas import AU_NAMES, EVALUATION, FITS, LABELS, RENDERS
+from augmentface.stages.schemas import (
+    AU_NAMES,
+    EVALUATION,
+    FITS,
+    GEOMETRY_AU_NAMES,
+    LABELS,
+    RENDERS,
+)
 
 EVALUATION_FILE = "evaluation.parquet"
 SUMMARY_FILE = "evaluation_summary.csv"
 LOSSLESS_SUFFIXES = (".png",)
+
+#: Expression instruments: the key of their responses in ``OutputMeasurer.measure``'s result,
+#: the prefix of their evaluation columns, and the AUs they measure.
+INSTRUMENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "blendshapes": ("au_response", "response", AU_NAMES),
+    "geometry": ("geometry_response", "geometry", GEOMETRY_AU_NAMES),
+    "geometry-mp": ("geometry_mp_response", "geometry_mp", GEOMETRY_AU_NAMES),
+}
 
 
 @dataclass(frozen=True)
@@ -54,8 +71,9 @@ def _evaluate_row(row: dict, fit: dict, render: dict, measurer: OutputMeasurer) 
     alpha = cv2.imread(render["render_path"], cv2.IMREAD_UNCHANGED)[..., 3]
     lossless = Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
     metrics = measurer.measure(output, fit, render, alpha, lossless)
-    response = metrics.pop("au_response")
-    metrics.update({f"response_{n}": response.get(int(n[2:]), np.nan) for n in AU_NAMES})
+    for key, prefix, names in INSTRUMENTS.values():
+        response = metrics.pop(key)
+        metrics.update({f"{prefix}_{n}": response.get(int(n[2:]), np.nan) for n in names})
     return {"output_path": row["output_path"], **metrics}
 
 
@@ -87,15 +105,25 @@ def summarise(evaluation: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def au_correlations(evaluation: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """Per AU: correlation of requested intensity with the blendshape response, and its sign."""
+def au_correlations(
+    evaluation: pd.DataFrame, labels: pd.DataFrame, instrument: str = "blendshapes"
+) -> pd.DataFrame:
+    """Per AU: correlation of requested intensity with the measured response, and its sign.
+
+    ``instrument`` is one of :data:`INSTRUMENTS`: ``"blendshapes"`` (MediaPipe's blendshapes
+    mapped onto AUs, every AU), ``"geometry"`` (dlib-68 landmarks) or ``"geometry-mp"``
+    (MediaPipe's landmarks), the last two for the AUs with a geometric channel.
+    """
+    if instrument not in INSTRUMENTS:
+        raise ValueError(f"unknown instrument {instrument!r}; allowed: {', '.join(INSTRUMENTS)}")
+    _, prefix, names = INSTRUMENTS[instrument]
     ok = evaluation[evaluation["status"] == "ok"].merge(
         labels[[*EVALUATION.key, *AU_NAMES]], on=list(EVALUATION.key), how="left"
     )
     rows = []
-    for name in AU_NAMES:
+    for name in names:
         summary = response_summary(
-            ok[name].fillna(0).to_numpy(), ok[f"response_{name}"].to_numpy(dtype=float)
+            ok[name].fillna(0).to_numpy(), ok[f"{prefix}_{name}"].to_numpy(dtype=float)
         )
         rows.append(
             {

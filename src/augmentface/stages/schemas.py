@@ -9,9 +9,12 @@ from __future__ import annotations
 from augmentface.datasets.schema import LABEL_AU_COLUMNS, SOURCES
 from augmentface.expression.au_rig import AU_SPECS
 from augmentface.manifest import Column, Schema
+from augmentface.metrics.au_geometry import AU_CHANNELS, GEOMETRY_AUS
 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{s.number}" for s in AU_SPECS)
 N_AUS = len(AU_NAMES)
+#: The AUs that the geometric instrument measures (``geometry_*`` evaluation columns).
+GEOMETRY_AU_NAMES: tuple[str, ...] = tuple(f"AU{n}" for n in GEOMETRY_AUS)
 
 _KEY_FACE = (
     Column("image_path", "string", "Source image, as given (absolute path)", nullable=False),
@@ -221,9 +224,16 @@ LABELS = Schema(
     ),
 )
 
+
+def _geometry_channel(au_name: str) -> str:
+    """``channel`` or ``-channel``: what the geometric response of an AU measures."""
+    channel, sign = AU_CHANNELS[int(au_name[2:])]
+    return channel if sign > 0 else f"-{channel}"
+
+
 EVALUATION = Schema(
     stage="evaluate",
-    version=1,
+    version=2,
     key=TARGETS.key,
     columns=(
         *_KEY_SAMPLE,
@@ -258,6 +268,21 @@ EVALUATION = Schema(
                 unit="score change",
             )
             for name in AU_NAMES
+        ),
+        *(
+            Column(
+                f"{prefix}_{name}",
+                "float64",
+                f"{landmarks} geometric response of {name}: change of "
+                f"{_geometry_channel(name)} (metrics/au_geometry.py), output minus source; "
+                "positive for the AU's action, NaN when not measurable",
+                unit="outer inter-ocular distance",
+            )
+            for prefix, landmarks in (
+                ("geometry", "dlib-68"),
+                ("geometry_mp", "MediaPipe (re-detected)"),
+            )
+            for name in GEOMETRY_AU_NAMES
         ),
     ),
 )
