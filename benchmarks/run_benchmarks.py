@@ -7,8 +7,10 @@ What it measures, in images per second (median of 30 timed single-image calls af
 ``time.perf_counter``), on skimage's astronaut photo at 512x512 and padded to 1024x768 (JPEG):
 
 1. ``fit3dmm``: JPEG decode (``read_image``) + ``FaceLandmarker.detect`` + ``fit_face``.
-2. ``render+blend+write``: decode + ``render_expression`` (a smile: AU6=3, AU12=4) +
-   alpha ``blend_face`` + ``encode_image(".jpg")`` written to a file; also each part alone.
+2. ``render+blend+write``: decode + ``render_expression`` (a smile: AU6=3, AU12=4, with the
+   built-in expression-detail layer weighted as the render stage weights it) + alpha
+   ``blend_face`` + ``encode_image(".jpg")`` written to a file; also each part alone, and the
+   same without the detail layer (``render_blend_write_no_details``).
 3. ``floor``: decode + one ``cv2.remap`` of the face region + alpha blend + encode + write,
    the least any re-render of the face can cost (what bounds stage 2).
 4. ``end-to-end``: stage 1 + stage 2 for one image and one target, in memory (one decode).
@@ -77,11 +79,14 @@ from augmentface.blend import blend_face
 from augmentface.expression.targets import ExpressionTarget, au_target, va_target
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.face.fitting import FaceFit, fit_face
-from augmentface.face.model import FaceModel, load_face_model
+from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
 from augmentface.frames import offsets_model_to_image
 from augmentface.imageio import encode_image, read_image
 from augmentface.pipeline import DEFAULT_TARGETS, PipelineConfig, run_pipeline
+from augmentface.render.detail_maps import builtin_detail_maps
+from augmentface.render.details import DetailsInput, apply_details, detail_weights
 from augmentface.render.face_render import render_expression
+from augmentface.render.warp import warp_face
 from augmentface.stages.evaluate import EvaluateConfig, run_evaluate
 
 WARMUP = 3
@@ -162,9 +167,21 @@ def fit_one(path: Path, lm: FaceLandmarker, model: FaceModel):
     return image, faces[0].landmarks_px, fit_face(faces[0].landmarks_px, model)
 
 
-def render_write(image, landmarks, delta, model: FaceModel, out: Path) -> None:
+def smile_details(fit: FaceFit, model: FaceModel) -> DetailsInput:
+    """The built-in detail maps weighted for the smile as the render stage weights them."""
+    maps = builtin_detail_maps(model)
+    aus = model.rig.au_numbers
+    weights = detail_weights(
+        maps, aus, model.rig.vector(SMILE), fit.au_intensities, identity_au_noise(aus)
+    )
+    return DetailsInput(maps, weights)
+
+
+def render_write(
+    image, landmarks, delta, model: FaceModel, out: Path, details: DetailsInput | None
+) -> None:
     """Render the smile, alpha-blend it and write a JPEG."""
-    face = render_expression(image, landmarks, delta, model)
+    face = render_expression(image, landmarks, delta, model, details=details)
     blended = blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
     out.write_bytes(encode_image(blended, ".jpg"))
 
@@ -188,7 +205,9 @@ def floor_one(path: Path, maps, alpha: np.ndarray, roi, out: Path) -> None:
 def end_to_end_one(path: Path, lm: FaceLandmarker, model: FaceModel, out: Path) -> None:
     """Stage 4: fit3dmm then render + blend + write, one decode, one target."""
     image, landmarks, fit = fit_one(path, lm, model)
-    render_write(image, landmarks, smile_delta_px(fit, model), model, out)
+    render_write(
+        image, landmarks, smile_delta_px(fit, model), model, out, smile_details(fit, model)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,10 +219,13 @@ def bench_size(path: Path, lm: FaceLandmarker, model: FaceModel, scratch: Path) 
     out = scratch / f"out_{path.stem}.jpg"
     image, landmarks, fit = fit_one(path, lm, model)
     delta = smile_delta_px(fit, model)
-    face = render_expression(image, landmarks, delta, model)
+    details = smile_details(fit, model)
+    face = render_expression(image, landmarks, delta, model, details=details)
     blended = blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
     maps = remap_maps(face.roi)
     x0, y0, x1, y1 = face.roi
+    src = np.asarray(landmarks)[: len(delta)]
+    warp = warp_face(image, src, src + delta, model)
     return {
         "roi_px": [x1 - x0, y1 - y0],
         "fit3dmm": time_call(lambda: fit_one(path, lm, model)),
@@ -213,12 +235,24 @@ def bench_size(path: Path, lm: FaceLandmarker, model: FaceModel, scratch: Path) 
             "fit_face": time_call(lambda: fit_face(landmarks, model)),
         },
         "render_blend_write": time_call(
-            lambda: render_write(read_image(path), landmarks, delta, model, out)
+            lambda: render_write(read_image(path), landmarks, delta, model, out, details)
         ),
+        "render_blend_write_no_details": time_call(
+            lambda: render_write(read_image(path), landmarks, delta, model, out, None)
+        ),
+        "detail_weights": dict(zip(details.maps.au_numbers, details.weights.tolist(), strict=True)),
         "render_parts": {
             "decode": time_call(lambda: read_image(path)),
             "render_expression": time_call(
+                lambda: render_expression(image, landmarks, delta, model, details=details)
+            ),
+            "render_expression_no_details": time_call(
                 lambda: render_expression(image, landmarks, delta, model)
+            ),
+            "details_layer": time_call(
+                lambda: apply_details(
+                    warp.image_rgb, src + delta, warp.roi, model, details, warp.triangle_ids
+                )
             ),
             "blend_alpha": time_call(
                 lambda: blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
@@ -386,6 +420,7 @@ def print_report(results: dict) -> None:
         for part, stats in r["fit3dmm_parts"].items():
             print(_row(f"    {part}", stats))
         print(_row("2 render+blend+write", r["render_blend_write"]))
+        print(_row("  without the detail layer", r["render_blend_write_no_details"]))
         for part, stats in r["render_parts"].items():
             print(_row(f"    {part}", stats))
         print(_row("3 floor (remap+blend+write)", r["floor"]))

@@ -31,7 +31,7 @@ from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
-from augmentface.stages.render import RenderConfig, run_render
+from augmentface.stages.render import BUILTIN_DETAILS, RenderConfig, run_render
 
 
 @app.command(
@@ -104,7 +104,8 @@ def fit3dmm(
 @app.command(
     help=(
         "Deform each fitted face to its target expression and re-render it with the "
-        "photo's own texture. Writes RGBA crops to WORKDIR/renders/ and "
+        "photo's own texture, with the wrinkles and folds of the expression change shaded "
+        "in (the detail layer). Writes RGBA crops to WORKDIR/renders/ and "
         "WORKDIR/renders.parquet."
     ),
 )
@@ -113,11 +114,25 @@ def render(
     targets: Annotated[
         Path | None, typer.Option(help="Targets manifest (default WORKDIR/targets.parquet).")
     ] = None,
+    details: Annotated[
+        Path | None,
+        typer.Option(
+            help="Expression-detail maps (.npz from `synth-au train-details`) for the detail "
+            "layer: the wrinkles and folds each AU's intensity change (FACS 0–5, target less "
+            "what the photo shows) adds or smooths out. Default: the built-in maps."
+        ),
+    ] = None,
+    no_details: Annotated[
+        bool, typer.Option("--no-details", help="No detail layer: the geometry alone.")
+    ] = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
     configure_logging(quiet)
-    config = RenderConfig(workdir=workdir, targets=targets, quiet=quiet)
+    if details is not None and no_details:
+        raise typer.BadParameter("give --details or --no-details, not both", param_hint="--details")
+    choice = None if no_details else (details or BUILTIN_DETAILS)
+    config = RenderConfig(workdir=workdir, targets=targets, quiet=quiet, details=choice)
     finish([run_or_exit(run_render, config)], quiet, allow_failures)
 
 

@@ -219,6 +219,76 @@ def synth_au_train(
 
 
 @synth_au_app.command(
+    "train-details",
+    help=(
+        "Learn per-AU expression-detail maps (the wrinkles and folds an AU makes, as shading "
+        "in the face mesh's UV space) from a fitted, labelled manifest (`augmentface import "
+        "disfa …` then `fit3dmm`): each frame's log luminance against its subject's neutral "
+        "frames (every AU label below 1), regressed per texel on the AU labels (0–5). A map "
+        "is the log luminance ratio at intensity 5. Writes an .npz for `augmentface render "
+        "--details`, refused by another face model."
+    ),
+)
+def synth_au_train_details(
+    out: Annotated[Path, typer.Option(help="Maps to write (.npz).")],
+    fits: Annotated[
+        Path | None,
+        typer.Option(help="Fitted, labelled manifest (default WORKDIR/fits.parquet)."),
+    ] = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    size: Annotated[
+        int,
+        typer.Option(
+            min=16,
+            help="Texels on a side of the maps, a power of two (a texel is ~1.6 mm at 128; "
+            "128 suits faces of 150–300 px, 256 larger ones).",
+        ),
+    ] = 128,
+    ridge: Annotated[
+        float, typer.Option(min=0.0, help="Ridge penalty per map, in frames at intensity 5.")
+    ] = 1.0,
+    min_frames: Annotated[
+        int, typer.Option(min=1, help="Texels seen in fewer frames are left at 0.")
+    ] = 20,
+    unsteady: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Texels whose log luminance varies between a subject's neutral frames more "
+            "than this many times its median over the face are left at 0 (hair, the face "
+            "outline: the registration is unsteady there).",
+        ),
+    ] = 3.0,
+    quiet: Quiet = False,
+) -> None:
+    from augmentface.expression.details_learn import DetailLearnConfig, learn_detail_maps
+
+    configure_logging(quiet)
+    config = run_or_exit(
+        DetailLearnConfig,
+        fits=fits or Path(workdir) / FITS_FILE,
+        out=out,
+        size=size,
+        ridge=ridge,
+        min_frames=min_frames,
+        unsteady=unsteady,
+    )
+    learned = run_or_exit(learn_detail_maps, config, quiet)
+    if not quiet:
+        aus = " ".join(f"AU{au}" for au in learned.maps.au_numbers)
+        skipped = (
+            f"; subjects without a neutral frame skipped: {', '.join(learned.skipped_subjects)}"
+            if learned.skipped_subjects
+            else ""
+        )
+        err.print(
+            f"details: {out} ({aus}; {size}x{size} texels, {learned.coverage:.0%} of the skin "
+            f"learned; {learned.frames} frames of {learned.subjects} subjects, "
+            f"{learned.failed_frames} unreadable{skipped})"
+        )
+
+
+@synth_au_app.command(
     "evaluate",
     help=(
         "Compare direct mode (the FACS rig) and, with --model, a learned model on held-out "

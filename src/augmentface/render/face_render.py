@@ -9,8 +9,9 @@ this order to one crop of the photo:
 2. interiors, which paint what an opening shows behind it: the eyes
    (:func:`augmentface.render.eyes.paint_eyes`: sclera and iris where an eye widens), then the
    mouth (:func:`augmentface.render.mouth.paint_mouth`: a mouth interior where the lips part);
-3. details, after the interiors: a further layer takes the crop the interiors leave, as one
-   more call in :func:`render_expression`.
+3. details, after the interiors (:func:`augmentface.render.details.apply_details`): the
+   wrinkles and folds of the expression change, as shading of the skin over the target mesh,
+   when :func:`render_expression` is given maps and weights.
 
 This module only orchestrates: every decision about an opening belongs to its layer. The one
 the warp needs in advance, which interiors stay still while their rims slide over them, comes
@@ -27,6 +28,7 @@ import numpy as np
 from augmentface.errors import RenderError
 from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES, FaceModel
+from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.eyes import paint_eyes
 from augmentface.render.mouth import keeps_teeth_still, paint_mouth
 from augmentface.render.warp import anchor_ring_px, warp_face
@@ -63,6 +65,7 @@ def render_expression(
     model: FaceModel,
     *,
     interiors: bool = True,
+    details: DetailsInput | None = None,
 ) -> RenderedFace:
     """Deform the face in ``image_rgb`` by ``delta_verts_px`` and re-render it.
 
@@ -77,7 +80,10 @@ def render_expression(
     interiors : True (the default) treats the openings as what lies behind them: still
         eyeballs and closing teeth, sclera painted where an eye widens, a mouth interior where
         the lips part (the interior layers). False gives the plain mesh warp, which stretches
-        the openings' pixels like skin: the naive baseline, for comparisons only.
+        the openings' pixels like skin: the naive baseline, for comparisons only (no layer
+        after the warp, details included).
+    details : detail maps and per-AU weights (intensity change / 5) for the detail layer;
+        None (the default) leaves it out.
 
     Raises
     ------
@@ -98,4 +104,6 @@ def render_expression(
     warp = warp_face(image_rgb, src, dst, model, static_loops=static)
     crop = paint_eyes(warp.image_rgb, image_rgb, landmarks_px, dst, warp.roi)
     crop, painted = paint_mouth(crop, image_rgb, src, dst, warp.roi)
+    if details is not None:
+        crop = apply_details(crop, dst, warp.roi, model, details, warp.triangle_ids)
     return RenderedFace(crop, warp.alpha, warp.roi, dst, painted)

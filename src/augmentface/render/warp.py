@@ -36,11 +36,15 @@ class WarpLayer:
     image_rgb : (h, w, 3) uint8, the crop ``roi`` of the warped photo.
     alpha : (h, w) uint8, 255 inside the face and anchor band, feathered to 0 at the ring.
     roi : (x0, y0, x1, y1) in full-image pixels, half-open.
+    triangle_ids : (h, w) int32, the visible target triangle per pixel: indices below
+        ``len(model.triangles)`` are the mesh's, higher ones the anchor band's, -1 none (the
+        detail layer shades the mesh's skin through it).
     """
 
     image_rgb: np.ndarray
     alpha: np.ndarray
     roi: tuple[int, int, int, int]
+    triangle_ids: np.ndarray
 
 
 def anchor_ring_px(oval_px: np.ndarray, scale: float = RING_SCALE) -> np.ndarray:
@@ -99,7 +103,7 @@ def warp_face(
     if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
         raise RenderError(f"face region {roi} is too small or outside the image")
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
-    return WarpLayer(warp.image_rgb, _mask(ring, roi), roi)
+    return WarpLayer(warp.image_rgb, _mask(ring, roi), roi, warp.triangle_ids)
 
 
 def _band_triangles(n_mesh: int, oval: np.ndarray) -> np.ndarray:

@@ -13,9 +13,16 @@ from augmentface.atomic import atomic_write_bytes
 from augmentface.datasets.frames import frame_name, read_frame
 from augmentface.errors import UsageError
 from augmentface.face import topology as topo
-from augmentface.face.model import load_face_model
+from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
 from augmentface.frames import offsets_model_to_image
 from augmentface.manifest import ManifestWriter, done_keys
+from augmentface.render.detail_maps import BUILTIN_SOURCE, builtin_detail_maps
+from augmentface.render.details import (
+    DetailMaps,
+    DetailsInput,
+    detail_weights,
+    load_detail_maps,
+)
 from augmentface.render.face_render import RenderedFace, render_expression
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
@@ -23,6 +30,7 @@ from augmentface.stages.common import (
     RENDERS_FILE,
     TARGETS_FILE,
     StageReport,
+    file_digest,
     frame_order,
     manifest_digest,
     previous_rows,
@@ -32,14 +40,23 @@ from augmentface.stages.common import (
 )
 from augmentface.stages.schemas import FITS, RENDERS, TARGETS
 
+#: ``RenderConfig.details`` for the built-in detail maps.
+BUILTIN_DETAILS = BUILTIN_SOURCE
+
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """Settings of the render stage (see ``augmentface render --help``)."""
+    """Settings of the render stage (see ``augmentface render --help``).
+
+    ``details`` chooses the expression-detail layer's maps: :data:`BUILTIN_DETAILS` (the
+    default, :func:`augmentface.render.detail_maps.builtin_detail_maps`), the path of a maps
+    file from ``augmentface synth-au train-details``, or None for no detail layer.
+    """
 
     workdir: Path = DEFAULT_WORKDIR
     targets: Path | None = None  # default: <workdir>/targets.parquet
     quiet: bool = False
+    details: str | Path | None = BUILTIN_DETAILS
 
 
 def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
@@ -66,7 +83,23 @@ FIT_COLUMNS_USED = (
     "rotation",
     "scale_px_per_mm",
     "expression_offsets_model_mm",
+    "au_intensities",
 )
+
+
+def detail_choice(
+    details: str | Path | None, model: FaceModel
+) -> tuple[DetailMaps | None, dict[str, str | None]]:
+    """The detail maps a render uses, and the parameters that name them: the choice and the
+    digest of the maps (a maps file's sha256; the built-in maps' content digest)."""
+    if details is None:
+        return None, {"details": None, "details_sha256": None}
+    if details == BUILTIN_DETAILS:
+        maps = builtin_detail_maps(model)
+        return maps, {"details": BUILTIN_DETAILS, "details_sha256": maps.digest()}
+    path = Path(details)
+    maps = load_detail_maps(path, model)
+    return maps, {"details": str(path.resolve()), "details_sha256": file_digest(path)}
 
 
 def run_render(config: RenderConfig | None = None) -> StageReport:
@@ -85,12 +118,16 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             f"{model.model_id}; run fit3dmm and synth again"
         )
     path = workdir / RENDERS_FILE
+    maps, details_params = detail_choice(config.details, model)
+    noise = identity_au_noise(model.rig.au_numbers)
     params = {
         "targets": str(targets_path.resolve()),
         "targets_digest": manifest_digest(
-            targets.df, [*TARGETS.key, "status", "expression_offsets_model_mm"]
+            targets.df,
+            [*TARGETS.key, "status", "expression_offsets_model_mm", "au_intensities"],
         ),
         "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
+        **details_params,
     }
     previous = previous_rows(path, RENDERS, params)
     done = done_keys(previous, RENDERS)
@@ -135,7 +172,19 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
                     fit["rotation"].astype(np.float64),
                     fit["scale_px_per_mm"],
                 )
-                rendered = render_expression(cached[1], fit["landmarks_px"], delta_px, model)
+                details = None
+                if maps is not None:
+                    weights = detail_weights(
+                        maps,
+                        model.rig.au_numbers,
+                        row["au_intensities"],
+                        fit["au_intensities"],
+                        noise,
+                    )
+                    details = DetailsInput(maps, weights)
+                rendered = render_expression(
+                    cached[1], fit["landmarks_px"], delta_px, model, details=details
+                )
                 file = out_dir / (sample_name(**key) + ".png")
                 _write_rgba_png(file, rendered)
             except Exception as exc:  # the row gets a status; the run goes on

@@ -1,0 +1,388 @@
+"""The expression-detail layer: the wrinkles and folds an expression makes, as skin shading.
+
+A mesh moved by the AU rig is smooth: it lacks what an expression does to the skin's surface,
+the deepened nasolabial fold of a smile, the crow's feet, the glabellar lines of a frown
+(Ekman, Friesen & Hager 2002, each AU's "appearance changes"). This layer adds them as shading
+after the interiors (:mod:`augmentface.render.eyes`, :mod:`augmentface.render.mouth`).
+
+Maps live in the canonical mesh's UV space (``model.mesh.uv``: ``u`` from the subject's right to
+left, ``v`` from the forehead down, both in [0, 1], a frontal unwrap of the face). Texel ``(i,
+j)`` of an ``S x S`` map covers ``u`` in ``[j, j + 1] / S``, ``v`` in ``[i, i + 1] / S``. A map
+holds the natural log of the luminance ratio that its AU makes at intensity 5 (FACS E), so the
+layer is multiplicative and linear in intensity::
+
+    out = in · exp(Σ_k w_k · map_k(uv)),   w_k = (target intensity_k − source intensity_k) / 5
+
+applied to R, G and B alike: the person's own skin colour and texture stay, only darkened in a
+fold and lightened on its ridge. A negative weight lifts a map's darkening: an expression the
+photo shows and the target drops loses its folds too. Ratios are of the image's coded values
+(what :mod:`augmentface.render.warp` moves and what a learned map is measured on), not of
+linear light.
+
+The layer's level of detail follows the face's size: the maps come with a pyramid (each level
+half the size of the one before, Gaussian pre-filtered by ``cv2.pyrDown``), and a face samples
+the level whose texels are closest to its pixels, so a fine wrinkle neither aliases on a 60 px
+face nor is blurred on a 1000 px one. Sampling is one ``cv2.remap`` of the weighted sum of the
+active maps at that level, at the pixels of the target mesh's skin triangles; every other pixel
+keeps its value exactly.
+
+Built-in maps are :func:`augmentface.render.detail_maps.builtin_detail_maps`; learned ones come
+from :mod:`augmentface.expression.details_learn`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augmentface.atomic import atomic_write_bytes
+from augmentface.errors import UsageError
+from augmentface.face.model import FaceModel
+from augmentface.render.rasterize import (
+    _barycentric_affines,
+    _signed_areas_px2,
+    barycentric_at,
+    triangle_id_buffer,
+)
+
+FORMAT = "augmentface-detail-maps"
+FORMAT_VERSION = 1
+#: The pyramid stops above this size: a smaller level would have under a texel per feature.
+MIN_LEVEL_TEXELS = 16
+#: Points per row of the grids handed to ``cv2.remap`` (its maps must stay under 32767 a side).
+_REMAP_ROW = 1024
+#: Scale of the relief a negative weight may flatten, in UV units (about 3 mm): a fold is
+#: darker than the skin this far around it.
+RELIEF_SIGMA_UV = 0.015
+#: Weights smaller than this (an intensity change under 0.05) are skipped: they would change
+#: no pixel by as much as one level.
+MIN_WEIGHT = 0.01
+#: The rig's intensity scale: a map is the log ratio at this intensity (FACS E).
+INTENSITY_E = 5.0
+
+
+@dataclass(frozen=True, eq=False)
+class DetailMaps:
+    """Per-AU expression-detail maps in the canonical mesh's UV space.
+
+    Attributes
+    ----------
+    au_numbers : tuple[int, ...]
+        (K,) the AU of each map.
+    log_ratio_uv : np.ndarray
+        (K, S, S) float32, natural log of the luminance ratio at intensity 5, per texel
+        (row = ``v``, column = ``u``); 0 where the AU changes nothing.
+    face_model_id : str
+        The face model whose UV layout the maps are drawn in.
+    source : str
+        Where the maps come from, e.g. ``"builtin"`` or ``"learned: fits.parquet"``.
+    """
+
+    au_numbers: tuple[int, ...]
+    log_ratio_uv: np.ndarray
+    face_model_id: str
+    source: str
+
+    def __post_init__(self) -> None:
+        maps = self.log_ratio_uv
+        if maps.ndim != 3 or maps.shape[1] != maps.shape[2] or maps.dtype != np.float32:
+            raise UsageError(
+                f"detail maps must be (K, S, S) float32, not {maps.shape} {maps.dtype}"
+            )
+        if len(self.au_numbers) != len(maps) or len(set(self.au_numbers)) != len(maps):
+            raise UsageError(f"{len(maps)} detail maps for AUs {self.au_numbers}")
+        if not np.isfinite(maps).all():
+            raise UsageError("detail maps hold non-finite values")
+
+    @property
+    def size(self) -> int:
+        """S, texels on a side."""
+        return self.log_ratio_uv.shape[1]
+
+    @cached_property
+    def pyramid(self) -> tuple[np.ndarray, ...]:
+        """Levels of detail: (K, S_l, S_l) float32 for S_l = S, S/2, … down to 16 texels.
+
+        Each level is ``cv2.pyrDown`` of the one before, then cut to where level 0 is non-zero
+        (its footprint at that level), so a map stays exactly 0 outside its region at every
+        level.
+        """
+        levels = [self.log_ratio_uv]
+        support = (self.log_ratio_uv != 0).astype(np.float32)
+        while levels[-1].shape[1] // 2 >= MIN_LEVEL_TEXELS:
+            size = (levels[-1].shape[1] + 1) // 2
+            down = np.stack([cv2.pyrDown(m) for m in levels[-1]])
+            footprint = np.stack(
+                [cv2.resize(s, (size, size), interpolation=cv2.INTER_AREA) for s in support]
+            )
+            levels.append(np.where(footprint > 0, down, np.float32(0)))
+        return tuple(levels)
+
+    def digest(self) -> str:
+        """sha256 of the AUs, the face model id and the maps: what a render depends on."""
+        digest = hashlib.sha256(json.dumps([self.au_numbers, self.face_model_id]).encode())
+        digest.update(np.ascontiguousarray(self.log_ratio_uv).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DetailsInput:
+    """What one render's detail layer applies: the maps and a weight per map.
+
+    Attributes
+    ----------
+    maps : DetailMaps
+    weights : np.ndarray
+        (K,) float, one per map in ``maps.au_numbers`` order: intensity change / 5 (FACS
+        units / 5; 1 adds a map in full, -1 removes it).
+    """
+
+    maps: DetailMaps
+    weights: np.ndarray
+
+
+def save_detail_maps(maps: DetailMaps, path: str | Path) -> Path:
+    """Write ``maps`` as ``.npz`` (a JSON header and one float32 array; no pickle), atomically."""
+    path = Path(path)
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "au_numbers": list(maps.au_numbers),
+        "face_model_id": maps.face_model_id,
+        "source": maps.source,
+    }
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        header_json=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+        log_ratio_uv=maps.log_ratio_uv,
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_detail_maps(path: str | Path, model: FaceModel) -> DetailMaps:
+    """Read maps written by :func:`save_detail_maps` for the face model in use.
+
+    Raises
+    ------
+    UsageError
+        The file is missing, unreadable, of another format, or made for another face model
+        (its UV layout and AUs may differ).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(data["header_json"].tobytes())
+            log_ratio_uv = data["log_ratio_uv"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{path}: not a detail-maps file ({exc})") from exc
+    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+        raise UsageError(
+            f"{path}: format {header.get('format')!r} v{header.get('version')}, "
+            f"expected {FORMAT!r} v{FORMAT_VERSION}"
+        )
+    if header["face_model_id"] != model.model_id:
+        raise UsageError(
+            f"{path}: made for face model {header['face_model_id']}, but this installation has "
+            f"{model.model_id}; train the detail maps again (augmentface synth-au train-details)"
+        )
+    return DetailMaps(
+        tuple(int(a) for a in header["au_numbers"]),
+        log_ratio_uv,
+        header["face_model_id"],
+        header["source"],
+    )
+
+
+def detail_weights(
+    maps: DetailMaps,
+    au_numbers: Sequence[int],
+    target_intensities: np.ndarray,
+    fitted_intensities: np.ndarray,
+    identity_noise: np.ndarray,
+) -> np.ndarray:
+    """Per-map weights of one render: the intensity change from the photo to the target, / 5.
+
+    What the photo already shows is the fit's bounded estimate less the AU's identity noise
+    (how much of a person's own shape the fit reads as that AU), clipped at 0: only what the
+    fit can tell from the person's own shape counts as expression whose detail to flatten.
+
+    Parameters
+    ----------
+    maps : the maps the weights are for.
+    au_numbers : (A,) the AU order of the intensity vectors (the rig's, ``model.rig.au_numbers``).
+    target_intensities : (A,) FACS 0–5, the target's AUs.
+    fitted_intensities : (A,) FACS 0–5, the fit's estimate of the photo's AUs.
+    identity_noise : (A,) FACS units (``augmentface.face.model.identity_au_noise``).
+
+    Returns
+    -------
+    (K,) float64 in [-1, 1], in ``maps.au_numbers`` order.
+    """
+    source = np.clip(np.asarray(fitted_intensities) - np.asarray(identity_noise), 0.0, None)
+    change = (np.asarray(target_intensities, dtype=np.float64) - source) / INTENSITY_E
+    index = {int(au): k for k, au in enumerate(au_numbers)}
+    return np.array([change[index[au]] for au in maps.au_numbers])
+
+
+def uv_texels(model: FaceModel, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which skin triangle of the UV layout each texel centre of an ``size``² map lies in.
+
+    Returns
+    -------
+    rows, cols : (M,) intp, the texels covered by a skin triangle (eye and mouth openings
+        excluded).
+    tri : (M,) int, the triangle of each.
+    bary : (M, 3) float64, barycentric weights of its corners at the texel centre.
+    """
+    uv_px = model.mesh.uv * size - 0.5  # texel centres at integer coordinates
+    flat = np.zeros(len(model.triangles))  # a planar layout: no occlusion to resolve
+    ids = triangle_id_buffer(uv_px, flat, model.triangles, (size, size))
+    ids[(ids >= 0) & ~model.topology.skin_triangles[ids]] = -1
+    return barycentric_at(ids, uv_px, model.triangles)
+
+
+def apply_details(
+    crop_rgb: np.ndarray,
+    dst_verts_px: np.ndarray,
+    roi: tuple[int, int, int, int],
+    model: FaceModel,
+    details: DetailsInput,
+    triangle_ids: np.ndarray | None = None,
+) -> np.ndarray:
+    """Shade the crop with the weighted detail maps over the target mesh's skin.
+
+    Parameters
+    ----------
+    crop_rgb : (h, w, 3) uint8, the crop ``roi`` of the rendered photo; not modified.
+    dst_verts_px : (468, 3) float, the target mesh in the image frame (x, y px; depth px,
+        larger is farther).
+    roi : (x0, y0, x1, y1) of ``crop_rgb`` in full-image pixels, half-open.
+    model : the face model (triangles, UVs, skin triangles).
+    details : the maps and their weights.
+    triangle_ids : (h, w) int, the visible triangle per crop pixel when the caller has
+        rasterised the target mesh already (the warp layer's buffer: indices below
+        ``len(model.triangles)`` are the mesh's, others are ignored); None rasterises it here.
+
+    Returns
+    -------
+    (h, w, 3) uint8
+        ``crop_rgb`` itself when every weight is 0, else a shaded copy; pixels off the mesh's
+        skin, or where the weighted maps are 0, keep their values exactly.
+    """
+    maps = details.maps
+    weights = np.asarray(details.weights, dtype=np.float32)
+    weights = np.where(np.abs(weights) >= MIN_WEIGHT, weights, np.float32(0))
+    if not weights.any():
+        return crop_rgb
+    local_px = np.asarray(dst_verts_px, dtype=np.float64)[:, :2] - roi[:2]
+    triangles = model.triangles
+    if triangle_ids is None:
+        triangle_ids = triangle_id_buffer(
+            local_px, dst_verts_px[:, 2], triangles, crop_rgb.shape[:2]
+        )
+    # -1 (no triangle) and the anchor band's indices (>= T) land on the trailing False.
+    skin = np.r_[model.topology.skin_triangles, False]
+    rows, cols = np.nonzero(skin[np.minimum(triangle_ids, len(triangles))])
+    tri = triangle_ids[rows, cols]
+    px_per_uv = _px_per_uv(local_px, model)
+    level = int(np.clip(np.round(np.log2(maps.size / px_per_uv)), 0, len(maps.pyramid) - 1))
+    layer = maps.pyramid[level]
+    # Each triangle's pixel -> texel map is affine: its barycentric map composed with its
+    # corners' texel coordinates (texel centres at integers).
+    corners = model.mesh.uv[triangles] * layer.shape[1] - 0.5  # (T, 3, 2)
+    to_texel = np.einsum("tkd,tkj->tdj", corners, _barycentric_affines(local_px, triangles))
+    points = np.stack(
+        [
+            to_texel[tri, d, 0] * cols + to_texel[tri, d, 1] * rows + to_texel[tri, d, 2]
+            for d in (0, 1)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    deepen, flatten = np.flatnonzero(weights > 0), np.flatnonzero(weights < 0)
+    log_ratio = np.zeros(len(points), np.float32)
+    if deepen.size:
+        log_ratio += sample_points(_weighted_sum(layer, weights, deepen), points)
+    if flatten.size:
+        # Flattening removes at most the relief the photo shows there: a person's fold lies a
+        # few mm from the map's, and lifting the map's where the skin is flat would draw a
+        # light line instead of removing a dark one.
+        lift = sample_points(_weighted_sum(layer, weights, flatten), points)
+        lifted = np.flatnonzero(lift)
+        if lifted.size:
+            relief = _relief(crop_rgb, rows[lifted], cols[lifted], RELIEF_SIGMA_UV * px_per_uv)
+            log_ratio[lifted] += np.clip(
+                lift[lifted], np.minimum(relief, 0), np.maximum(-relief, 0)
+            )
+    shaded = log_ratio != 0
+    rows, cols = rows[shaded], cols[shaded]
+    out = crop_rgb.copy()
+    gain = np.exp(log_ratio[shaded])[:, None]
+    out[rows, cols] = np.clip(np.rint(crop_rgb[rows, cols] * gain), 0, 255).astype(np.uint8)
+    return out
+
+
+def _weighted_sum(layer: np.ndarray, weights: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """(S, S) float32: the ``chosen`` maps of a (K, S, S) level, weighted by (K,) ``weights``.
+
+    A plain loop: a few maps at a time, where a BLAS call would cost more to set up.
+    """
+    out = weights[chosen[0]] * layer[chosen[0]]
+    for k in chosen[1:]:
+        out += weights[k] * layer[k]
+    return out
+
+
+def _px_per_uv(local_px: np.ndarray, model: FaceModel) -> float:
+    """Pixels per unit of UV on this face: the square root of the skin's area in pixels over
+    its area in UV, over the triangles that face the camera."""
+    triangles = model.triangles[model.topology.skin_triangles]
+    area_px = _signed_areas_px2(local_px, triangles)
+    area_uv = _signed_areas_px2(model.mesh.uv, triangles)
+    # The UV layout and the image both have y down: a front-facing triangle keeps its sign.
+    facing = (area_px * area_uv) > 0
+    if not facing.any():
+        return 1.0
+    return float(np.sqrt(np.abs(area_px[facing]).sum() / np.abs(area_uv[facing]).sum()))
+
+
+def _relief(
+    crop_rgb: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma_px: float
+) -> np.ndarray:
+    """(M,) log luminance less its local mean (Gaussian, ``sigma_px``) at the (M,) pixels:
+    negative in a fold or a pore, positive on a ridge. Only the pixels' box (and the blur's
+    reach around it) is filtered."""
+    sigma_px = max(sigma_px, 0.5)
+    reach = int(np.ceil(4 * sigma_px))
+    y0, x0 = max(rows.min() - reach, 0), max(cols.min() - reach, 0)
+    y1, x1 = rows.max() + reach + 1, cols.max() + reach + 1
+    luma = cv2.cvtColor(crop_rgb[y0:y1, x0:x1].astype(np.float32), cv2.COLOR_RGB2GRAY)
+    log_luma = np.log1p(luma)
+    relief = log_luma - cv2.GaussianBlur(log_luma, (0, 0), sigma_px)
+    return relief[rows - y0, cols - x0]
+
+
+def sample_points(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(M,) bilinear samples of a float32 (H, W) image at (M, 2) float32 ``(x, y)`` pixel
+    positions (pixel centres at integers), 0 off the image.
+
+    ``cv2.remap`` takes maps under 32767 on a side, so the points go in as rows of 1024.
+    """
+    n = len(points)
+    padded = np.full((-(-n // _REMAP_ROW) * _REMAP_ROW, 2), -2.0, np.float32)
+    padded[:n] = points
+    grid = padded.reshape(-1, _REMAP_ROW, 2)
+    samples = cv2.remap(
+        image, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return samples.ravel()[:n]
