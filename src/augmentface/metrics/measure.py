@@ -34,7 +34,13 @@ def nearest_face(faces: list[FaceDetection], target_px: np.ndarray) -> FaceDetec
 @dataclass
 class OutputMeasurer:
     """Measures outputs with one open landmarker; caches each source photo, and per face its
-    embedding and dlib-68 landmarks.
+    embedding, dlib-68 landmarks and the baseline of its geometric responses.
+
+    The geometric response of an output is measured against the same face's *neutral render*
+    (its output with no AU) once that has been measured (pass ``neutral=True``), else against
+    the source photo. The neutral render is the person at rest as the pipeline renders them: a
+    replacement removes the photo's own expression from every output of it, and against the
+    photo that removal would read as a response shared by all of them.
 
     Parameters
     ----------
@@ -48,12 +54,13 @@ class OutputMeasurer:
     _source: np.ndarray | None = None
     _embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     _landmarks68: dict[int, np.ndarray] = field(default_factory=dict)
+    _baselines: dict[int, tuple[np.ndarray | None, np.ndarray]] = field(default_factory=dict)
 
     def source(self, image_path: str) -> np.ndarray:
         """The source photo (decoded once while consecutive rows share it)."""
         if image_path != self._source_path:
             self._source_path, self._source = image_path, read_frame(image_path)
-            self._embeddings, self._landmarks68 = {}, {}
+            self._embeddings, self._landmarks68, self._baselines = {}, {}, {}
         return self._source
 
     def _source_embedding(self, face_index: int, box_px) -> np.ndarray:
@@ -67,13 +74,22 @@ class OutputMeasurer:
         return self._landmarks68[face_index]
 
     def measure(
-        self, output_rgb: np.ndarray, fit: dict, render: dict, alpha: np.ndarray, lossless: bool
+        self,
+        output_rgb: np.ndarray,
+        fit: dict,
+        render: dict,
+        alpha: np.ndarray,
+        lossless: bool,
+        *,
+        neutral: bool = False,
     ) -> dict:
         """Metrics of one output: columns of the evaluation manifest (see stages/schemas.py).
 
         ``fit`` and ``render`` are the output's rows of the fits and renders manifests,
         ``alpha`` its render mask (crop at ``render["roi_px"]``); ``lossless`` says whether
         the output file keeps pixels exactly, which the outside-the-mask check needs.
+        ``neutral`` marks the face's output with no AU: its landmarks become the baseline of
+        the face's later geometric responses.
         """
         source = self.source(fit["image_path"])
         target_px = render["target_landmarks_px"].astype(np.float64)
@@ -104,11 +120,15 @@ class OutputMeasurer:
         )
         # dlib reads the output in the source's face box: the head has not moved, and one box
         # keeps the predictor's starting shape, which follows the box, out of the response.
-        out["geometry_response"] = au_geometric_response(
-            self._source_landmarks68(int(fit["face_index"]), fit["bbox_px"]),
-            dlib_landmarks68(output_rgb, fit["bbox_px"]),
-            "ibug68",
+        face_index = int(fit["face_index"])
+        after68 = dlib_landmarks68(output_rgb, fit["bbox_px"])
+        after_mp = None if face is None else face.landmarks_px
+        baseline_mp, baseline68 = self._baselines.get(
+            face_index,
+            (fit["landmarks_px"], self._source_landmarks68(face_index, fit["bbox_px"])),
         )
+        out["geometry_baseline"] = "neutral render" if face_index in self._baselines else "source"
+        out["geometry_response"] = au_geometric_response(baseline68, after68, "ibug68")
         out["nme_mediapipe"] = np.nan
         out["au_response"] = {}
         out["geometry_mp_response"] = {}
@@ -119,9 +139,12 @@ class OutputMeasurer:
             out["au_response"] = au_response(
                 fit["blendshape_scores"], face.blendshape_scores, self.blendshape_names
             )
-            out["geometry_mp_response"] = au_geometric_response(
-                fit["landmarks_px"], face.landmarks_px, "mediapipe"
-            )
+            if baseline_mp is not None:
+                out["geometry_mp_response"] = au_geometric_response(
+                    baseline_mp, face.landmarks_px, "mediapipe"
+                )
+        if neutral:
+            self._baselines[face_index] = (after_mp, after68)
         return out
 
 

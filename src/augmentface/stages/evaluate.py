@@ -66,11 +66,16 @@ class EvaluateConfig:
     quiet: bool = False
 
 
+def is_neutral(row: dict) -> bool:
+    """Whether a labels row asks for no AU at all: the face at rest."""
+    return all(not row.get(name) for name in AU_NAMES)
+
+
 def _evaluate_row(row: dict, fit: dict, render: dict, measurer: OutputMeasurer) -> dict:
     output = read_image(row["output_path"])
     alpha = cv2.imread(render["render_path"], cv2.IMREAD_UNCHANGED)[..., 3]
     lossless = Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
-    metrics = measurer.measure(output, fit, render, alpha, lossless)
+    metrics = measurer.measure(output, fit, render, alpha, lossless, neutral=is_neutral(row))
     for key, prefix, names in INSTRUMENTS.values():
         response = metrics.pop(key)
         metrics.update({f"{prefix}_{n}": response.get(int(n[2:]), np.nan) for n in names})
@@ -152,9 +157,10 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
     names = tuple(fits.meta["params"]["blendshape_names"])
     path = labels_path.with_name(EVALUATION_FILE)
     report = StageReport("evaluate", path)
+    # Each face's neutral output first: it is the baseline of the face's geometric responses.
     todo = sorted(
         (r for r in labels.df.to_dict("records") if r["status"] == "ok"),
-        key=lambda r: r["image_path"],
+        key=lambda r: (r["image_path"], int(r["face_index"]), not is_neutral(r)),
     )
     with (
         FaceLandmarker(DetectConfig(max_faces=4)) as landmarker,

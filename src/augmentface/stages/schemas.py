@@ -233,7 +233,7 @@ def _geometry_channel(au_name: str) -> str:
 
 EVALUATION = Schema(
     stage="evaluate",
-    version=2,
+    version=3,
     key=TARGETS.key,
     columns=(
         *_KEY_SAMPLE,
@@ -269,13 +269,21 @@ EVALUATION = Schema(
             )
             for name in AU_NAMES
         ),
+        Column(
+            "geometry_baseline",
+            "string",
+            "What the geometric responses are measured against: 'neutral render' (the same "
+            "face's output with no AU, when the run holds one: the person at rest as rendered) "
+            "or 'source' (the photo)",
+        ),
         *(
             Column(
                 f"{prefix}_{name}",
                 "float64",
                 f"{landmarks} geometric response of {name}: change of "
-                f"{_geometry_channel(name)} (metrics/au_geometry.py), output minus source; "
-                "positive for the AU's action, NaN when not measurable",
+                f"{_geometry_channel(name)} (metrics/au_geometry.py), output minus its "
+                "baseline (geometry_baseline); positive for the AU's action, NaN when not "
+                "measurable",
                 unit="outer inter-ocular distance",
             )
             for prefix, landmarks in (
