@@ -3,53 +3,57 @@
 Each map is the natural log of the luminance ratio an AU makes at intensity E (5), drawn from
 what the FACS manual lists among the AU's appearance changes (Ekman, Friesen & Hager 2002) and
 applied by :func:`augmentface.render.details.apply_details`. They are drawn to read as skin,
-not as lines: a crease is a narrow dark Gaussian valley with broad light shoulders (the skin
-bunched beside it), its depth wanders a little along its length, its ends taper to nothing; a
-bulge is lit from above (lighter on top, shaded below). Amplitudes are subtle, ratios at E:
+not as lines: a crease is a narrow dark Gaussian valley with light shoulders (the skin bunched
+beside it) or, for a fold in the skin's slope, a steep side and a long soft one rising to a
+ridge; its depth wanders a little along its length and its ends taper to nothing; a bulge is
+lit from above (lighter on top, shaded below). Ratios are of coded (sRGB) values, as the layer
+applies them; a coded ratio r is about r^2.2 in linear light, so the nasolabial fold's ×0.84
+at E is a fold a third darker. Ratios at E, darkest and lightest:
 
 =====  =====================================  ==================================================
-AU     region (vertices)                      what is drawn, ratio at E (darkest, lightest)
+AU     region (vertices)                      what is drawn, ratio at E
 =====  =====================================  ==================================================
 1      central forehead: above the inner      three horizontal furrows, slightly arched, about
        brows (336, 107) up to 10, between     7 mm apart, 28–36 mm long, centred on the midline
        296/299 and their mirrors              (FACS: AU1's wrinkles are in the centre of the
-                                              forehead); ×0.81, shoulders ×1.05
+                                              forehead); ×0.89, shoulders ×1.03
 2      lateral forehead: above the outer      on each side two furrows following the arch of
        brows (296–300) up to 338–284          the brow, 8 and 15 mm above it, medial ends
-                                              fading at the forehead's centre (FACS: AU2's
-                                              wrinkles are lateral); ×0.84, shoulders ×1.04
+                                              fading toward the forehead's centre (FACS: AU2's
+                                              wrinkles are lateral); ×0.90, shoulders ×1.03
 4      glabella: between the inner brows      two near-vertical glabellar lines 4–6 mm from the
-       (336, 285, 55, 107) from 151 down      midline, spreading upward, and a fainter oblique
-       to the nose root (168)                 pair beside them; the bunched skin between the
-                                              brows as a bulge, lighter above, darker below
-                                              (corrugator and procerus); ×0.75, bulge ×0.93–1.08
+       (336, 285, 55, 107) from 151 down      midline, spreading upward, ×0.86, and a fainter
+       to the nose root (168)                 oblique pair beside them, ×0.92; the skin bunched
+                                              between the brows as a bulge, lighter above,
+                                              darker below, ×0.95–1.05 (corrugator, procerus)
 6      outer eye corners (263) to the         crow's feet: five fine lines fanning out from
        temple (301, 368, 345); below the      5 mm beyond the outer eye corner, 9–12 mm long,
-       lower lids (lid to 346–350)            ×0.81; under each lower lid a shadowed furrow
-                                              6 mm below the lid margin with the bulge above it
-                                              lit, ×0.85 and ×1.06; the nasolabial fold
-                                              deepened a little, ×0.91 (the raised cheek)
+       lower lids (lid to 346–350); the       ×0.88; under each lower lid a shadowed furrow
+       nasolabial region                      6 mm below the lid margin with the bulge above it
+                                              lit, ×0.90 and ×1.04; the nasolabial fold
+                                              deepened a little by the raised cheek, ×0.95
 9      nose root and bridge, between the      three horizontal lines across the root of the
-       eyes (285, 413, 465, 412) from 8       nose, their ends bending up, and one oblique
-       down to 197                            line on each side of the bridge; ×0.78
-10     nasolabial region (below)              the nasolabial fold, its upper part most
-                                              (AU10 deepens it, raising its upper part); ×0.80,
-                                              ridge ×1.05
-12     nasolabial region: from above the      the nasolabial fold: a crease from above the
+       eyes (285, 413, 465, 412) from 8       nose, their ends bending up, ×0.87, and one
+       down to 197                            oblique line on each side of the bridge, ×0.90
+10     nasolabial region (below)              the nasolabial fold, its upper part most (AU10
+                                              deepens it, raising its upper part); ×0.89, ridge
+                                              ×1.03
+12     nasolabial region: from above the      the nasolabial fold: a crease from the top of the
        nose wing (355, 371) down beyond       nose wing curving down past the mouth corner to
-       the mouth corner (422, 335),           8 mm below it, with the cheek's ridge lit on its
-       lateral to the upper lip (391, 322)    lateral side; strongest for AU12; ×0.70, ridge
-                                              ×1.10
+       the mouth corner (422, 335),           8 mm below it, steep on the lip's side, a long
+       lateral to the upper lip (391, 322)    slope up the cheek to its ridge; strongest for
+                                              AU12, fading toward its lower end; ×0.84, ridge
+                                              ×1.04
 14     beside the lip corners (409–291,       a small dark dimple 8 mm lateral to each lip
-       410, 436, 434, 273)                    corner on a short vertical crease; ×0.80
+       410, 436, 434, 273)                    corner on a short vertical crease; ×0.86
 15     below the lip corners (291, 287,       a short line running down and a little out from
        430, 424, 335, 321)                    each lip corner (the pulled-down corner's fold),
-                                              lit on its lateral side; ×0.80, ×1.06
+                                              lit on its lateral side; ×0.88, ×1.04
 17     chin: below the lower lip (17–321)     the mentolabial furrow under the lower lip
-       down to 175                            deepened, the chin boss below it lit, ×0.76 and
-                                              ×1.08; the boss's skin bumpy and dimpled
-                                              (band-limited noise, pits deeper than bumps),
-                                              about ×0.94–1.05
+       down to 175                            deepened, the chin boss below it lit, ×0.85 and
+                                              ×1.05; the boss's skin bumpy and dimpled
+                                              (band-limited noise of 1 mm features, pits deeper
+                                              than bumps), about ×0.95–1.04
 =====  =====================================  ==================================================
 
 Geometry is drawn in a face frame of millimetres on the canonical unwrap: ``x`` toward the
@@ -182,7 +186,7 @@ _NASOLABIAL_LOOP = (355, 371, 266, 425, 411, 416, 434, 430, 422, 335, 273, 287, 
 
 def _nasolabial(depth: float, ridge: float, taper: tuple[float, float]) -> _Crease:
     """The nasolabial fold: steep toward the upper lip, a long slope up the cheek to its ridge."""
-    return _Crease(_NASOLABIAL_PATH, depth, 1.2, _CHEEK, 3.5, ridge, 7.0, 2.5, taper, wander=0.2)
+    return _Crease(_NASOLABIAL_PATH, depth, 1.4, _CHEEK, 4.0, ridge, 7.5, 3.0, taper, wander=0.2)
 
 
 def _wrinkle(
@@ -199,7 +203,7 @@ _SPECS: tuple[_MapSpec, ...] = (
     _MapSpec(
         1,
         midline=tuple(
-            _wrinkle(_furrow(y, half, 1.2), 0.17, 0.75, (0.35, 0.35))
+            _wrinkle(_furrow(y, half, 1.2), 0.12, 0.75, (0.35, 0.35))
             for y, half in ((-8.0, 14.0), (-15.0, 18.0), (-22.0, 15.0))
         ),
         loops=((10, 338, 297, 299, 296, 336, 9, 107, 66, 69, 67, 109),),
@@ -209,9 +213,9 @@ _SPECS: tuple[_MapSpec, ...] = (
         2,
         bilateral=(
             _wrinkle(((296, -1.0, -8.0), (334, 0.0, -9.0), (293, 0.0, -8.0), (300, -4.0, -7.5)),
-                     0.15, 0.75, (0.45, 0.3)),
+                     0.11, 0.75, (0.45, 0.3)),
             _wrinkle(((296, 1.0, -15.0), (334, 0.0, -16.0), (293, -1.0, -15.0),
-                      (300, -6.0, -14.0)), 0.13, 0.75, (0.45, 0.3)),
+                      (300, -6.0, -14.0)), 0.09, 0.75, (0.45, 0.3)),
         ),
         mirrored_loops=((338, 297, 332, 284, 301, 300, 293, 334, 296, 336, 337),),
         seed=2,
@@ -219,11 +223,11 @@ _SPECS: tuple[_MapSpec, ...] = (
     _MapSpec(
         4,
         bilateral=(
-            _wrinkle(((8, 3.6, -2.5), (9, 4.3, 0.0), (9, 5.6, -7.0)), 0.21, 0.9, (0.35, 0.45)),
-            _wrinkle(((285, -1.5, -1.5), (336, -2.0, 0.5), (336, -0.5, -5.0)), 0.11, 0.7,
+            _wrinkle(((8, 3.6, -2.5), (9, 4.3, 0.0), (9, 5.6, -7.0)), 0.15, 0.9, (0.35, 0.45)),
+            _wrinkle(((285, -1.5, -1.5), (336, -2.0, 0.5), (336, -0.5, -5.0)), 0.08, 0.7,
                      (0.4, 0.5)),
         ),
-        midline=(_Bulge((9, 0.0, 4.5), (6.0, 3.5), 0.07),),
+        midline=(_Bulge((9, 0.0, 4.5), (6.0, 3.5), 0.05),),
         loops=((151, 337, 336, 285, 417, 168, 193, 55, 107, 108),),
         seed=4,
     ),
@@ -231,14 +235,14 @@ _SPECS: tuple[_MapSpec, ...] = (
         6,
         bilateral=(
             *(
-                _wrinkle(_radial(263, angle, 5.5, length), 0.17, 0.45, (0.35, 0.5))
+                _wrinkle(_radial(263, angle, 5.5, length), 0.13, 0.45, (0.35, 0.5))
                 for angle, length in ((-36.0, 9.0), (-16.0, 11.0), (3.0, 12.0), (21.0, 11.0),
                                       (38.0, 9.0))
             ),
             _Crease(((381, 0.0, 6.0), (380, 0.0, 6.3), (374, 0.0, 6.5), (373, 0.0, 6.3),
-                     (390, 1.0, 5.5), (249, 3.0, 4.0)), 0.14, 1.0, (374, 0.0, 0.0), 1.6, 0.06,
+                     (390, 1.0, 5.5), (249, 3.0, 4.0)), 0.10, 1.0, (374, 0.0, 0.0), 1.6, 0.04,
                     2.8, 1.1, (0.3, 0.35)),
-            _nasolabial(0.08, 0.03, (0.2, 0.6)),
+            _nasolabial(0.05, 0.02, (0.2, 0.6)),
         ),
         mirrored_loops=(
             (260, 445, 276, 300, 301, 368, 345, 340, 448, 339, 255, 359, 467),
@@ -249,34 +253,34 @@ _SPECS: tuple[_MapSpec, ...] = (
     ),
     _MapSpec(
         9,
-        bilateral=(_wrinkle(((168, 4.5, 10.5), (168, 6.5, 12.5), (168, 8.5, 14.0)), 0.14, 0.55,
+        bilateral=(_wrinkle(((168, 4.5, 10.5), (168, 6.5, 12.5), (168, 8.5, 14.0)), 0.10, 0.55,
                             (0.4, 0.4)),),
         midline=tuple(
             _wrinkle(((168, -h, y - 1.5), (168, -h / 2, y - 0.3), (168, 0.0, y),
-                      (168, h / 2, y - 0.3), (168, h, y - 1.5)), 0.19, 0.6, (0.3, 0.3))
+                      (168, h / 2, y - 0.3), (168, h, y - 1.5)), 0.14, 0.6, (0.3, 0.3))
             for y, h in ((-2.5, 6.5), (1.5, 7.5), (5.5, 6.5))
         ),
         loops=((8, 285, 413, 465, 412, 419, 197, 196, 188, 245, 193, 55),),
         seed=9,
     ),
-    _MapSpec(10, bilateral=(_nasolabial(0.18, 0.045, (0.15, 0.7)),),
+    _MapSpec(10, bilateral=(_nasolabial(0.12, 0.03, (0.12, 0.8)),),
              mirrored_loops=(_NASOLABIAL_LOOP,), seed=10),
-    _MapSpec(12, bilateral=(_nasolabial(0.24, 0.05, (0.15, 0.45)),),
+    _MapSpec(12, bilateral=(_nasolabial(0.17, 0.04, (0.12, 0.65)),),
              mirrored_loops=(_NASOLABIAL_LOOP,), seed=12),
     _MapSpec(
         14,
         bilateral=(
-            _Pit((287, 2.8, 0.6), 1.4, 0.14),
-            _Crease(((287, 2.4, -4.0), (287, 2.8, 0.6), (287, 2.5, 5.0)), 0.08, 0.6, _CHEEK,
-                    1.2, 0.04, 2.5, 1.5, (0.4, 0.4)),
+            _Pit((287, 2.8, 0.6), 1.4, 0.10),
+            _Crease(((287, 2.4, -4.0), (287, 2.8, 0.6), (287, 2.5, 5.0)), 0.06, 0.6, _CHEEK,
+                    1.2, 0.03, 2.5, 1.5, (0.4, 0.4)),
         ),
         mirrored_loops=((409, 410, 436, 427, 434, 422, 273, 375, 291),),
         seed=14,
     ),
     _MapSpec(
         15,
-        bilateral=(_Crease(((291, 1.5, 2.5), (291, 3.0, 7.5), (291, 4.5, 13.5)), 0.18, 0.7,
-                           (432, 0.0, 0.0), 1.6, 0.05, 3.0, 1.5, (0.3, 0.45)),),
+        bilateral=(_Crease(((291, 1.5, 2.5), (291, 3.0, 7.5), (291, 4.5, 13.5)), 0.13, 0.7,
+                           (432, 0.0, 0.0), 1.6, 0.035, 3.0, 1.5, (0.3, 0.45)),),
         mirrored_loops=((291, 287, 432, 430, 424, 335, 321, 375),),
         seed=15,
     ),
@@ -284,9 +288,9 @@ _SPECS: tuple[_MapSpec, ...] = (
         17,
         midline=(
             _Crease(((18, -16.0, -7.5), (18, -8.0, -4.5), (18, 0.0, -3.5), (18, 8.0, -4.5),
-                     (18, 16.0, -7.5)), 0.22, 0.9, (200, 0.0, 0.0), 2.0, 0.07, 4.0, 2.0,
+                     (18, 16.0, -7.5)), 0.16, 0.9, (200, 0.0, 0.0), 2.0, 0.05, 4.0, 2.0,
                     (0.3, 0.3)),
-            _Bumps((200, 0.0, 2.0), (14.0, 10.0), 1.1, 0.05),
+            _Bumps((200, 0.0, 2.0), (14.0, 10.0), 1.1, 0.04),
         ),
         loops=((17, 314, 405, 321, 335, 424, 431, 395, 369, 396, 175, 171, 140, 170, 211, 204,
                 106, 182, 91, 181, 84),),

@@ -14,10 +14,14 @@ layer is multiplicative and linear in intensity::
     out = in · exp(Σ_k w_k · map_k(uv)),   w_k = (target intensity_k − source intensity_k) / 5
 
 applied to R, G and B alike: the person's own skin colour and texture stay, only darkened in a
-fold and lightened on its ridge. A negative weight lifts a map's darkening: an expression the
-photo shows and the target drops loses its folds too. Ratios are of the image's coded values
-(what :mod:`augmentface.render.warp` moves and what a learned map is measured on), not of
-linear light.
+fold and lightened on its ridge. Ratios are of the image's coded values (what
+:mod:`augmentface.render.warp` moves and what a learned map is measured on), not of linear
+light. A negative weight lifts a map's darkening (and darkens its ridge): an expression the
+photo shows and the target drops loses its folds too. A person's fold lies a few millimetres
+from where a map puts it, so a lift is capped by the relief the photo shows at the pixel (its
+log luminance less the local mean over ~3 mm): it flattens the person's own fold where the two
+meet and leaves flat skin alone instead of drawing a light line on it. Weights under
+:data:`MIN_WEIGHT` are skipped.
 
 The layer's level of detail follows the face's size: the maps come with a pyramid (each level
 half the size of the one before, Gaussian pre-filtered by ``cv2.pyrDown``), and a face samples
