@@ -18,12 +18,45 @@ pose. Heights below are y in this frame, lateral positions x, in inter-ocular un
 The eye corners are steady but not still: with the eyes closed (AU43=4) the re-detected corners
 sink, and every height below the eyes reads about 1-2 % IOD higher on the shared photos.
 
+Specificity. A channel measures the structure its AU moves *relative to the structure that AU
+moves it against*, so that what other AUs do to the whole region cancels: a jaw drop lowers
+the lower lip, the lip corners and the chin together, a smile lifts both lips with the corners.
+Where another AU still moves the measured structure, the channel takes out what that AU's own
+hallmark predicts, with these constants (ratios of the jaw's and the lips' kinematics; the
+figures in brackets are the FACS rig's, :mod:`augmentface.expression.au_rig`, at intensity E):
+
+:data:`CORNER_SHARE_OF_GAP` = 1/3
+    Relaxed lip corners hang between the lips, the upper one fixed to the maxilla: when the
+    mouth opens they sink a third of the lips' gap below the upper lip [jaw drop: 0.34].
+:data:`CORNER_DRAW_IN_PER_GAP` = 1/4
+    A wide opening rounds the mouth: the corners draw in by a quarter of the gap [0.27].
+:data:`JAW_LEVER` = 1.2
+    The mandible turns about the jaw joints, so its front (the lower lip, the chin boss) drops
+    further than the chin's lowest points [lower lip 1.19, chin boss 1.20 times the chin].
+:data:`NOSE_SHARE_OF_UPPER_LIP` = 1/8
+    The nose wings, joined to the upper lip, follow an upper lip raised by AU10 or AU12 an
+    eighth of the way [AU10: 0.12, AU12: 0.14].
+:data:`LOWER_LID_SHARE_OF_CLOSURE` = 1/3
+    As the eye closes, the lower lid rises a little toward the falling upper lid [from the eye
+    line, which sinks with the lids: 0.41-0.43 of the upper lid's fall; from the iris: 0.24].
+    A third leaves a closing eye (AU43) and a rising upper lid (AU5) alike small.
+:data:`LOWER_LIP_SHARE_OF_SMILE` = 0.4
+    A smile lifts the lower lip 0.4 times as far as the lip corners [0.42].
+
+On the rig's own fields every channel of a DISFA AU (and AU43) responds to its AU at least twice
+as much as to any other of those AUs, and more than to any other AU of the rig
+(``tests/test_au_geometry.py``), except for the pairs named under the channels: *antagonists*,
+muscles that move the same structure the opposite way (1-4, 5-43, 12-15; and on iBUG-68, which
+has no chin-boss point, 17-25 and 17-16), which read negative on each other's channels, and
+*shared* channels, where two AUs move the same structure the same way.
+
 Channels and the AUs they measure. Each follows an appearance change that the FACS Manual
-(Ekman, Friesen & Hager, 2002) gives for the AU; *shared* marks a channel that another AU moves
-too, by anatomy or by construction.
+(Ekman, Friesen & Hager, 2002) gives for the AU. ``G`` is ``lip_gap``, the height of the inner
+upper lip above the inner lower lip.
 
 ``inner_brow_height`` — AU1 (frontalis, pars medialis)
     Mean height of the inner ends of the brows: AU1 raises the inner corners of the brows.
+    Antagonist: AU4 lowers them.
 ``outer_brow_height`` — AU2 (frontalis, pars lateralis)
     Mean height of the lateral half of the brows: AU2 raises the lateral brow.
 ``brow_lowering`` — AU4 (corrugator, depressor supercilii, procerus)
@@ -36,48 +69,68 @@ too, by anatomy or by construction.
     midline, dlib's re-detected points drop 5.3 % and gather 1.3 %, MediaPipe's 3.5 % and
     0.3 %), so the lowering carries the channel. In 1+4 (sadness, fear), where AU1's lift
     wins the vertical, AU4 therefore reads negative; ``inner_brow_half_gap`` is the part that
-    AU1 leaves alone. AU1 alone reads negative too. Shared: AU9 lowers the inner brows a little.
+    AU1 leaves alone. Antagonist: AU1, whose lift is the lowering's opposite. Only the
+    gathering would set the two apart, and the detectors hardly see it.
 ``upper_lid_height`` — AU5 (levator palpebrae superioris)
     Mean height of the upper lid's middle above the eye: above the eye line for iBUG-68, above
     the iris centres for MediaPipe. AU5 raises the upper lid and bares sclera above the iris.
     The iris is the steadier reference: the render holds the eyeballs still under the lids,
     whereas the eye corners, and with them the eye line, move a little with every lid AU.
-``lower_lid_height`` — AU6 (orbicularis oculi, pars orbitalis) and AU7 (pars palpebralis)
-    Mean height of the lower lid's middle, from the same reference. AU6 pushes the skin below
-    the eye up and narrows the eye from below; AU7 raises and straightens the lower lid.
-    Shared by AU6 and AU7: the cheek, which only AU6 lifts, has no iBUG point, and MediaPipe's
-    cheek vertices follow a smile (AU12) more than AU6.
+    Antagonist: AU43 lowers the lid.
+``lower_lid_height`` — AU7 (orbicularis oculi, pars palpebralis)
+    Mean height of the lower lid's middle, from the same reference: AU7 raises and straightens
+    the lower lid. Shared with AU6, which pushes the lower lid up from below, and AU43.
+``cheek_raise`` — AU6 (orbicularis oculi, pars orbitalis)
+    AU6 lifts the cheek (the infraorbital skin) toward the eye, bagging the skin below it and
+    narrowing the eye from below. MediaPipe: mean height of the malar cheek below the eye's
+    middle (vertices 118, 119, 347, 348) above the iris centres; AU7 raises the lid, not the
+    cheek, and closing the eyes leaves it. iBUG-68 has no cheek point: the lower lid's height
+    plus :data:`LOWER_LID_SHARE_OF_CLOSURE` of the upper lid's, which takes out the lower lid's
+    rise in a closing eye (AU43) and leaves AU6's push. Shared on iBUG-68 with AU7.
 ``eye_aperture`` — AU43 (eyes closed), sign −1
     Upper minus lower lid height: with AU43 the upper lid drops until the eye is closed.
-    Shared: AU5 widens the aperture (the opposite sign); AU6 and AU7 narrow it from below.
-``nose_base_height`` — AU9 (levator labii superioris alaeque nasi)
+    Antagonist: AU5 widens the aperture. AU6 and AU7 narrow it from below, less.
+``nose_base_lift`` — AU9 (levator labii superioris alaeque nasi)
     Mean height of the base of the nose (iBUG 31–35: the nostril wings' lower ends and the
-    subnasale). AU9 pulls the nose wings up; the nose shortens toward the eyes. Its other
-    hallmark, wrinkles along the nose, is texture, not geometry.
+    subnasale) less :data:`NOSE_SHARE_OF_UPPER_LIP` of the height of the upper lip's top.
+    AU9 pulls the nose wings up; the nose shortens toward the eyes. The lip's share takes out
+    the wings' drag by an upper lip raised by AU10 or a smile. Its other hallmark, wrinkles
+    along the nose, is texture, not geometry.
 ``upper_lip_to_nose`` — AU10 (levator labii superioris), sign −1
     Height of the subnasale above the top of the upper lip: AU10 raises the upper lip, its
     centre most, so the philtrum shortens. AU9 lifts the nose base with the lip and leaves
     this distance nearly unchanged.
-``lip_corner_height`` — AU12 (zygomaticus major); AU15 (depressor anguli oris), sign −1
-    Mean height of the two lip corners: AU12 pulls the corners up and out obliquely, AU15
-    pulls them down. Shared by AU12 and AU15, with opposite signs.
+``lip_corner_pull`` — AU12 (zygomaticus major)
+    AU12 pulls the lip corners up and out, obliquely toward the cheekbone. The channel is the
+    corners' position along that up-and-out diagonal, ``(width + height) / sqrt(2)``: height
+    the corners' mean height plus ``G`` × :data:`CORNER_SHARE_OF_GAP`, width
+    ``mouth_half_width`` (half the distance between the corners) plus ``G`` ×
+    :data:`CORNER_DRAW_IN_PER_GAP`, both as they would be with the lips closed, so that a jaw
+    drop or parted lips do not read. Antagonist: AU15 lowers the corners.
 ``lip_corner_stretch`` — AU20 (risorius, platysma)
-    The corners' position along the outward-and-down diagonal,
-    ``(mouth_half_width - lip_corner_height) / sqrt(2)``, where ``mouth_half_width`` is half
-    the distance between the corners. AU20 pulls the corners sideways and elongates and
-    flattens the mouth. Mouth width alone would read a smile as much as AU20 (AU12 pulls the
-    corners out about as far as up); the diagonal is perpendicular to that oblique pull, so a
-    smile reads about 0 on it. Shared: AU15's lowering of the corners reads positive, and so
-    does a jaw drop, which lowers the corners with the lower lip.
-``lower_lip_height`` — AU17 (mentalis)
-    Mean height of the lower lip's outer edge: AU17 pushes the chin boss and the lower lip up.
-    iBUG has no point on the chin boss, and MediaPipe places its chin-boss vertices by the
-    lower lip, so both sets read AU17 off the lip. Shared: lips parted by AU25 or by a jaw
-    drop lower it, and the rig's smile lifts the whole lower lip with the corners.
-``lip_gap`` — AU25 (lips part)
-    Height of the inner upper lip above the inner lower lip: AU25 parts the lips. Shared with
-    AU26: a jaw drop that parts the lips is coded 25+26, and the rig's AU26 carries the lower
-    lip down with the jaw.
+    The same corners along the perpendicular, outward-and-down diagonal,
+    ``(width - height) / sqrt(2)``: AU20 pulls the corners sideways and elongates and flattens
+    the mouth, while a smile's oblique pull reads about 0 on it. Shared: AU15 pulls the
+    corners down and a little out, which reads positive too; corner positions alone cannot
+    tell the three corner AUs (12, 15, 20) apart, and this leaves the smile out.
+``lip_corner_to_mouth_line`` — AU15 (depressor anguli oris), sign −1
+    Mean height of the lip corners above the *mouth line*, the line ``G`` ×
+    :data:`CORNER_SHARE_OF_GAP` below the inner upper lip (where relaxed corners sit; the
+    lips' meeting line when they are closed): AU15 pulls the corners down and angles the lips
+    down at the corners. The lips are the reference, so a jaw drop, parted lips and a lip
+    lifted by AU10 or AU17 do not read. Antagonist: AU12 lifts the corners above the lips.
+``chin_raise`` — AU17 (mentalis)
+    AU17 pushes the chin boss and the lower lip up. MediaPipe: mean height of the chin boss
+    (vertices 199, 175) less :data:`JAW_LEVER` times the chin's (``chin_height``), which takes
+    out a jaw drop; no other AU moves the boss. iBUG-68 has no point on the boss: the outer
+    lower lip's height (iBUG 56–58) less :data:`JAW_LEVER` times the chin's, less
+    :data:`LOWER_LIP_SHARE_OF_SMILE` times the corners' height as in ``lip_corner_pull``,
+    which takes out a smile's lift of the lower lip. Antagonists on
+    iBUG-68: AU25 (with its relaxed mentalis) and AU16 lower the lower lip.
+``lip_parting`` — AU25 (lips part)
+    ``G`` less what a jaw drop explains, :data:`JAW_LEVER` times the chin's drop: AU25 parts the
+    lips, AU26 carries the lower lip down with the jaw. The upper lip raised by AU10, and the
+    lower lip lowered by AU16, part the lips too, as in FACS, where they come coded with 25.
 ``chin_height`` — AU26 (jaw drop), sign −1
     Mean height of the chin's lowest points (iBUG 7–9): AU26 lowers the mandible. No other AU
     moves the chin outline, while the nose, the other end of a chin-to-nose distance, rises
@@ -85,13 +138,20 @@ too, by anatomy or by construction.
 
 Not measured: AU14, AU16, AU23, AU24 (sparse landmarks do not separate them from the lip
 channels above). Where MediaPipe has points that iBUG lacks it uses them (the lower edge of the
-inner and outer brows, the lids' middle vertices, the iris centres); every other point is the
-mesh vertex of :data:`augmentface.face.topology.IBUG68` for the same iBUG point, so the two
-sets measure the same anatomy.
+inner and outer brows, the lids' middle vertices, the iris centres, the cheek and the chin
+boss); every other point is the mesh vertex of :data:`augmentface.face.topology.IBUG68` for the
+same iBUG point, so the two sets measure the same anatomy.
 
-How the channels respond on real photos, per AU and landmark set (Pearson r of requested
-intensity with the response, and the mean response per single-AU target):
-``pytest tests/test_au_geometry.py -s``.
+On real photos the re-detected landmarks follow the rendered movements only in part. On the 16
+near-neutral shared photos (single-AU targets at 4, each measured against its face's neutral
+render), MediaPipe's cheek and chin-boss vertices do not follow at all (0.0 and 0.1 % IOD,
+where the rendered mesh moves them 4.0 and 2.5): they lie in smooth skin, where a warp leaves
+no evidence in the image, and the detector places them from the face's overall shape. Neither
+set follows AU6's push of the lower lid. MediaPipe's chin outline follows a jaw drop by 0.7 of
+the rendered movement and its lip corners do not draw in, so a jaw drop reads on
+``lip_parting``, ``lip_corner_pull`` and ``lip_corner_stretch`` there (3-6 % IOD at AU26=4).
+How the channels respond, per AU and landmark set (Pearson r of requested intensity with the
+response, and the mean response per single-AU target): ``pytest tests/test_au_geometry.py -s``.
 """
 
 from __future__ import annotations
@@ -102,8 +162,14 @@ import numpy as np
 
 __all__ = [
     "AU_CHANNELS",
+    "CORNER_DRAW_IN_PER_GAP",
+    "CORNER_SHARE_OF_GAP",
     "GEOMETRY_AUS",
+    "JAW_LEVER",
     "KINDS",
+    "LOWER_LID_SHARE_OF_CLOSURE",
+    "LOWER_LIP_SHARE_OF_SMILE",
+    "NOSE_SHARE_OF_UPPER_LIP",
     "au_channels",
     "au_geometric_response",
     "head_frame",
@@ -112,19 +178,37 @@ __all__ = [
 # Either component of a unit vector at 45 degrees: projects a point onto a diagonal.
 _DIAGONAL = 1.0 / np.sqrt(2.0)
 
+#: How far below the inner upper lip relaxed lip corners sit, per unit of the lips' gap.
+CORNER_SHARE_OF_GAP = 1.0 / 3.0
+#: How far relaxed lip corners draw in toward the midline, per unit of the lips' gap.
+CORNER_DRAW_IN_PER_GAP = 0.25
+#: How far a jaw drop carries the lower lip and the chin boss, per unit of the chin's drop.
+JAW_LEVER = 1.2
+#: How far the nose base follows the top of the upper lip, per unit of the lip's rise.
+NOSE_SHARE_OF_UPPER_LIP = 1.0 / 8.0
+#: How far the lower lid rises from the eye line as the eye closes, per unit of the upper
+#: lid's fall (iBUG-68's ``cheek_raise``).
+LOWER_LID_SHARE_OF_CLOSURE = 1.0 / 3.0
+#: How far a smile lifts the lower lip, per unit of the lip corners' lift (iBUG-68's
+#: ``chin_raise``).
+LOWER_LIP_SHARE_OF_SMILE = 0.4
+
 
 @dataclass(frozen=True)
 class _LandmarkSet:
-    """Indices of one landmark set's points by feature. Pairs are (subject's right, left)."""
+    """Indices of one landmark set's points by feature. Pairs are (subject's right, left);
+    an empty ``eye_reference`` means the eye line, an empty ``cheeks`` or ``chin_boss`` that
+    the set has no such point."""
 
     n_points: int
     eye_corners_right: tuple[int, int]  # outer, inner
     eye_corners_left: tuple[int, int]  # inner, outer
-    eye_reference: tuple[int, ...]  # lids are measured from these; () = the eye line
+    eye_reference: tuple[int, ...]  # lids and cheeks are measured from these
     inner_brows: tuple[tuple[int, ...], tuple[int, ...]]
     outer_brows: tuple[int, ...]
     upper_lids: tuple[int, ...]
     lower_lids: tuple[int, ...]
+    cheeks: tuple[int, ...]
     nose_base: tuple[int, ...]
     subnasale: int
     upper_lip_top: tuple[int, ...]
@@ -132,6 +216,7 @@ class _LandmarkSet:
     lower_lip: tuple[int, ...]
     inner_upper_lip: tuple[int, ...]
     inner_lower_lip: tuple[int, ...]
+    chin_boss: tuple[int, ...]
     chin: tuple[int, ...]
 
 
@@ -144,6 +229,7 @@ _IBUG68 = _LandmarkSet(
     outer_brows=(17, 18, 25, 26),
     upper_lids=(37, 38, 43, 44),
     lower_lids=(40, 41, 46, 47),
+    cheeks=(),
     nose_base=(31, 32, 33, 34, 35),
     subnasale=33,
     upper_lip_top=(50, 51, 52),
@@ -151,11 +237,14 @@ _IBUG68 = _LandmarkSet(
     lower_lip=(56, 57, 58),
     inner_upper_lip=(61, 62, 63),
     inner_lower_lip=(65, 66, 67),
+    chin_boss=(),
     chin=(7, 8, 9),
 )
 
 # The iBUG points' mesh vertices (topology.IBUG68), plus 55/285 and 46/53/283/276 (the brows'
-# lower edge), 159/386 and 145/374 (mid-lid) and the iris centres 468/473.
+# lower edge), 159/386 and 145/374 (mid-lid), the iris centres 468/473, the malar cheek below
+# the eyes' middle 118/119/347/348, and the chin boss 199/175 (on the midline, between the
+# lower lip's fold and the chin's lowest point).
 _MEDIAPIPE = _LandmarkSet(
     n_points=478,
     eye_corners_right=(33, 133),
@@ -165,6 +254,7 @@ _MEDIAPIPE = _LandmarkSet(
     outer_brows=(70, 46, 63, 53, 293, 283, 300, 276),
     upper_lids=(160, 159, 158, 385, 386, 387),
     lower_lids=(153, 145, 144, 373, 374, 380),
+    cheeks=(118, 119, 347, 348),
     nose_base=(75, 97, 2, 326, 305),
     subnasale=2,
     upper_lip_top=(37, 0, 267),
@@ -172,6 +262,7 @@ _MEDIAPIPE = _LandmarkSet(
     lower_lip=(314, 17, 84),
     inner_upper_lip=(82, 13, 312),
     inner_lower_lip=(317, 14, 87),
+    chin_boss=(199, 175),
     chin=(176, 152, 400),
 )
 
@@ -186,15 +277,15 @@ AU_CHANNELS: dict[int, tuple[str, int]] = {
     2: ("outer_brow_height", 1),
     4: ("brow_lowering", 1),
     5: ("upper_lid_height", 1),
-    6: ("lower_lid_height", 1),
+    6: ("cheek_raise", 1),
     7: ("lower_lid_height", 1),
-    9: ("nose_base_height", 1),
+    9: ("nose_base_lift", 1),
     10: ("upper_lip_to_nose", -1),
-    12: ("lip_corner_height", 1),
-    15: ("lip_corner_height", -1),
-    17: ("lower_lip_height", 1),
+    12: ("lip_corner_pull", 1),
+    15: ("lip_corner_to_mouth_line", -1),
+    17: ("chin_raise", 1),
     20: ("lip_corner_stretch", 1),
-    25: ("lip_gap", 1),
+    25: ("lip_parting", 1),
     26: ("chin_height", -1),
     43: ("eye_aperture", -1),
 }
@@ -274,6 +365,66 @@ def _half_gap(frame: np.ndarray, right: tuple[int, ...], left: tuple[int, ...]) 
     return float(frame[list(left), 0].mean() - frame[list(right), 0].mean()) / 2
 
 
+def _eye_channels(frame: np.ndarray, points: _LandmarkSet) -> dict[str, float]:
+    """Brows, lids and cheek (module notes), in inter-ocular units."""
+    eye_height = _height(frame, points.eye_reference) if points.eye_reference else 0.0
+    upper_lid = _height(frame, points.upper_lids) - eye_height
+    lower_lid = _height(frame, points.lower_lids) - eye_height
+    inner_brow = _height(frame, points.inner_brows[0] + points.inner_brows[1])
+    brow_half_gap = _half_gap(frame, *points.inner_brows)
+    cheek = (
+        _height(frame, points.cheeks) - eye_height
+        if points.cheeks
+        else lower_lid + LOWER_LID_SHARE_OF_CLOSURE * upper_lid
+    )
+    return {
+        "inner_brow_height": inner_brow,
+        "inner_brow_half_gap": brow_half_gap,
+        "brow_lowering": -(inner_brow + brow_half_gap) * _DIAGONAL,
+        "outer_brow_height": _height(frame, points.outer_brows),
+        "upper_lid_height": upper_lid,
+        "lower_lid_height": lower_lid,
+        "cheek_raise": cheek,
+        "eye_aperture": upper_lid - lower_lid,
+    }
+
+
+def _mouth_channels(frame: np.ndarray, points: _LandmarkSet) -> dict[str, float]:
+    """Nose, lips and chin (module notes), in inter-ocular units."""
+    upper_lip_top = _height(frame, points.upper_lip_top)
+    inner_upper_lip = _height(frame, points.inner_upper_lip)
+    lip_gap = inner_upper_lip - _height(frame, points.inner_lower_lip)
+    chin = _height(frame, points.chin)
+    corner_height = _height(frame, points.lip_corners)
+    mouth_half_width = _half_gap(frame, (points.lip_corners[0],), (points.lip_corners[1],))
+    # The corners as they would be with the lips closed: opening the mouth lowers them and
+    # draws them in.
+    closed_height = corner_height + CORNER_SHARE_OF_GAP * lip_gap
+    closed_width = mouth_half_width + CORNER_DRAW_IN_PER_GAP * lip_gap
+    corner_pull = (closed_width + closed_height) * _DIAGONAL
+    lower_lip_on_jaw = _height(frame, points.lower_lip) - JAW_LEVER * chin
+    chin_raise = (
+        _height(frame, points.chin_boss) - JAW_LEVER * chin
+        if points.chin_boss
+        else lower_lip_on_jaw - LOWER_LIP_SHARE_OF_SMILE * closed_height
+    )
+    return {
+        "nose_base_lift": _height(frame, points.nose_base)
+        - NOSE_SHARE_OF_UPPER_LIP * upper_lip_top,
+        "upper_lip_to_nose": _height(frame, (points.subnasale,)) - upper_lip_top,
+        "lip_corner_height": corner_height,
+        "mouth_half_width": mouth_half_width,
+        "lip_corner_pull": corner_pull,
+        "lip_corner_stretch": (closed_width - closed_height) * _DIAGONAL,
+        "lip_corner_to_mouth_line": corner_height
+        - (inner_upper_lip - CORNER_SHARE_OF_GAP * lip_gap),
+        "chin_raise": chin_raise,
+        "lip_gap": lip_gap,
+        "lip_parting": lip_gap + JAW_LEVER * chin,
+        "chin_height": chin,
+    }
+
+
 def au_channels(landmarks_px: np.ndarray, kind: str) -> dict[str, float]:
     """The named geometric channels of one face (see the module notes for each one).
 
@@ -287,10 +438,12 @@ def au_channels(landmarks_px: np.ndarray, kind: str) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        Channel name -> value in inter-ocular units (heights up from the eye line, the lids'
-        from the iris centres for MediaPipe; lateral positions from the midline): every
-        channel of :data:`AU_CHANNELS`, and the parts of the composite ones
-        (``inner_brow_half_gap``, ``mouth_half_width``).
+        Channel name -> value in inter-ocular units (heights up from the eye line, the lids' and
+        the cheek's from the iris centres for MediaPipe; lateral positions from the midline):
+        every channel of :data:`AU_CHANNELS`, and the parts of the composite ones
+        (``inner_brow_half_gap``, ``lip_corner_height``, ``mouth_half_width``, ``lip_gap``).
+        Only changes of a channel are meaningful: the jaw-corrected ones (``chin_raise``,
+        ``lip_parting``) have an arbitrary offset.
 
     Raises
     ------
@@ -299,31 +452,7 @@ def au_channels(landmarks_px: np.ndarray, kind: str) -> dict[str, float]:
     """
     points = _landmark_set(kind)
     frame = head_frame(landmarks_px, kind)
-    eye_height = _height(frame, points.eye_reference) if points.eye_reference else 0.0
-    upper_lid = _height(frame, points.upper_lids) - eye_height
-    lower_lid = _height(frame, points.lower_lids) - eye_height
-    inner_brow = _height(frame, points.inner_brows[0] + points.inner_brows[1])
-    brow_half_gap = _half_gap(frame, *points.inner_brows)
-    corner_height = _height(frame, points.lip_corners)
-    mouth_half_width = _half_gap(frame, (points.lip_corners[0],), (points.lip_corners[1],))
-    return {
-        "inner_brow_height": inner_brow,
-        "inner_brow_half_gap": brow_half_gap,
-        "brow_lowering": -(inner_brow + brow_half_gap) * _DIAGONAL,
-        "outer_brow_height": _height(frame, points.outer_brows),
-        "upper_lid_height": upper_lid,
-        "lower_lid_height": lower_lid,
-        "eye_aperture": upper_lid - lower_lid,
-        "nose_base_height": _height(frame, points.nose_base),
-        "upper_lip_to_nose": _height(frame, (points.subnasale,))
-        - _height(frame, points.upper_lip_top),
-        "lip_corner_height": corner_height,
-        "mouth_half_width": mouth_half_width,
-        "lip_corner_stretch": (mouth_half_width - corner_height) * _DIAGONAL,
-        "lower_lip_height": _height(frame, points.lower_lip),
-        "lip_gap": _height(frame, points.inner_upper_lip) - _height(frame, points.inner_lower_lip),
-        "chin_height": _height(frame, points.chin),
-    }
+    return _eye_channels(frame, points) | _mouth_channels(frame, points)
 
 
 def au_geometric_response(

@@ -110,6 +110,19 @@ def summarise(evaluation: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _against_neutral_render(ok: pd.DataFrame) -> pd.DataFrame:
+    """``ok`` without the rows measured against the source photo of a face whose other rows
+    are measured against its neutral render (``geometry_baseline``)."""
+    baseline = ok["geometry_baseline"]
+    face_has_render = (
+        baseline.eq("neutral render")
+        .groupby([ok["image_path"], ok["face_index"]])
+        .transform("any")
+        .astype(bool)
+    )
+    return ok[~(baseline.eq("source") & face_has_render)]
+
+
 def au_correlations(
     evaluation: pd.DataFrame, labels: pd.DataFrame, instrument: str = "blendshapes"
 ) -> pd.DataFrame:
@@ -118,6 +131,11 @@ def au_correlations(
     ``instrument`` is one of :data:`INSTRUMENTS`: ``"blendshapes"`` (MediaPipe's blendshapes
     mapped onto AUs, every AU), ``"geometry"`` (dlib-68 landmarks) or ``"geometry-mp"``
     (MediaPipe's landmarks), the last two for the AUs with a geometric channel.
+
+    For the geometric instruments, a face whose outputs are measured against its neutral
+    render (``geometry_baseline``) leaves out its rows measured against the source photo:
+    that is the neutral render itself, whose response is the change from the photo to the
+    face at rest as rendered, another baseline. A face with no neutral render keeps its rows.
     """
     if instrument not in INSTRUMENTS:
         raise ValueError(f"unknown instrument {instrument!r}; allowed: {', '.join(INSTRUMENTS)}")
@@ -125,6 +143,8 @@ def au_correlations(
     ok = evaluation[evaluation["status"] == "ok"].merge(
         labels[[*EVALUATION.key, *AU_NAMES]], on=list(EVALUATION.key), how="left"
     )
+    if instrument != "blendshapes":
+        ok = _against_neutral_render(ok)
     rows = []
     for name in names:
         summary = response_summary(
