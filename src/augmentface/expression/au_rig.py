@@ -448,14 +448,19 @@ class AURig:
         """(N, 3) expression offsets in mm for (K,) intensities on the 0–5 scale: the linear
         sum plus each combination's correction, scaled by the weaker of its two AUs."""
         intensities = self._checked(intensities)
-        out = self.linear_offsets(intensities)
+        return self.linear_offsets(intensities) + self.combination_offsets(intensities)
+
+    def combination_offsets(self, intensities: np.ndarray) -> np.ndarray:
+        """(..., N, 3) the combination corrections, mm, for (..., K) intensities: each of
+        :data:`AU_COMBINATIONS` scaled by the weaker of its two AUs (0 when either is 0)."""
+        intensities = np.asarray(intensities, dtype=float)
+        out = np.zeros((*intensities.shape[:-1], *self.fields_model_mm.shape[1:]))
         for combination, correction in zip(
             AU_COMBINATIONS, self.combination_fields_model_mm, strict=True
         ):
-            a, b = (intensities[self.au_numbers.index(au)] for au in combination.aus)
-            weaker = min(a, b)
-            if weaker > 0:
-                out = out + (weaker / INTENSITY_MAX) * correction
+            a, b = (intensities[..., self.au_numbers.index(au)] for au in combination.aus)
+            weaker = np.clip(np.minimum(a, b), 0.0, None) / INTENSITY_MAX
+            out += weaker[..., None, None] * correction
         return out
 
     def vector(self, targets: Mapping[int, float]) -> np.ndarray:

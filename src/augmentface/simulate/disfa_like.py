@@ -202,7 +202,9 @@ def _chunk(
     moving = np.zeros((n, len(rig.au_numbers)), dtype=np.float32)
     moving[:, [rig.au_numbers.index(au) for au in DISFA_AUS]] = true * subject.gains
     noise = rng.standard_normal((n, N_MESH_VERTICES * 3), dtype=np.float32)
-    deformation = moving @ fields + config.landmark_noise_mm * noise
+    # Faces move as the rig draws them, combinations (1+4, 12+25) included.
+    combinations = rig.combination_offsets(moving).reshape(n, -1).astype(np.float32)
+    deformation = moving @ fields + combinations + config.landmark_noise_mm * noise
     fitted = np.clip(moving + subject.resting, 0.0, INTENSITY_MAX).astype(np.float32)
     expression = fitted @ fields
     # shape − mean = identity + resting + deformation; what the fitted rig misses is identity.
