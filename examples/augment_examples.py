@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
 from skimage import data
 
 from augmentface.imageio import write_image_atomic
@@ -38,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     reports = run_pipeline(inputs, DEFAULT_TARGETS(), PipelineConfig(workdir=args.workdir))
     for report in reports:
         print(f"{report.stage:8s} done {report.done:4d}  skipped {report.skipped:4d}  "
-              f"failed {report.n_failed:3d}  -> {report.manifest_path}")
+              f"failed {report.n_failed:3d}  rejected {report.rejected:3d}  "
+              f"-> {report.manifest_path}")
+    labels = pd.read_csv(reports[-1].manifest_path.with_suffix(".csv"))
+    for row in labels[labels["status"] == "rejected"].itertuples():
+        print(f"rejected {Path(row.image_path).name} {row.target_id}: {row.error}")
     print(f"contact sheet: {args.workdir / 'contact_sheet.png'}")
     return 1 if any(r.n_failed for r in reports) else 0
 

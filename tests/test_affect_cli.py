@@ -88,7 +88,9 @@ def test_synthesize_modes_render_and_blend(generated, photo_workdir, tmp_path):
     grid = read_manifest(photo_workdir / "targets.parquet", TARGETS, run_first="").df
     assert 5 <= len(grid) <= 100
 
-    _cli("synth-va", "--model", model_file, "--path", "0,0 -> 0.6,0.4 -> -0.3,0.7",
+    # Positive valence throughout: the astronaut smiles, and blend rejects frames where her
+    # smile would survive under a negative label (test_pipeline checks that gate).
+    _cli("synth-va", "--model", model_file, "--path", "0,0 -> 0.6,0.4 -> 0.1,0.7",
          "--frames", "12", *work, "-q")  # fmt: skip
     _cli("render", *work, "-q")
     _cli("blend", *work, "--fps", "10", "-q")

@@ -56,7 +56,11 @@ def test_disfa_import_to_disfa_layout(tmp_path, disfa_root, monkeypatch):
     _cli("synth-au", "train", "--out", "model.pt", "--model", "caae", "--epochs", "2",
          "--min-steps", "5",
          "--validation-share", "0.34", "-q")  # fmt: skip
-    _cli("synth-au", "--model", "model.pt", "--au", "12=3", "--au", "6=2", "-q")
+    # Labelled frames: by default only the neutral ones are sources (Kollias et al.); these
+    # random labels leave none, and the refusal says how to take every frame instead.
+    refused = runner.invoke(app, ["synth-au", "--model", "model.pt", "--au", "12=3", "-q"])
+    assert refused.exit_code == 2 and "--any-source" in refused.output
+    _cli("synth-au", "--model", "model.pt", "--au", "12=3", "--au", "6=2", "--any-source", "-q")
     _cli("render", "-q")
     _cli("blend", "--layout", "disfa", "-q")
 
@@ -79,7 +83,7 @@ def test_afew_va_import_to_afew_va_layout(tmp_path, astronaut, monkeypatch):
     build_afew_va(root, _face_frames(astronaut[:, ::-1], 3), clip="002")
     _cli("import", "afew-va", root, "-q")
     _cli("fit3dmm", "-q")
-    _cli("synth-va", "--valence", "0.6", "--arousal", "0.3", "-q")
+    _cli("synth-va", "--valence", "0.6", "--arousal", "0.3", "--any-source", "-q")
     _cli("render", "-q")
     _cli("blend", "--layout", "afew-va", "-q")
     out = import_dataset("afew-va", tmp_path / "augment/output/afew-va")

@@ -228,7 +228,7 @@ def test_learned_maps_recover_planted_ones(tmp_path, model, astronaut, landmarke
     assert np.linalg.norm(unplanted) < 0.3 * np.linalg.norm(planted.log_ratio_uv[0][rows, cols])
 
     # Rendering with them, and the render stage's choice of maps.
-    _cli("synth-au", "--au", "12=3", "-q")
+    _cli("synth-au", "--au", "12=3", "--any-source", "-q")  # every frame, not only neutral
     with_learned = RenderConfig(details=tmp_path / "details.npz", quiet=True)
     assert run_render(with_learned).done == 3 * (N_NEUTRAL + N_EXPRESSIVE)
     assert run_render(with_learned).skipped == 3 * (N_NEUTRAL + N_EXPRESSIVE)

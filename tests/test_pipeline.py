@@ -34,6 +34,33 @@ def astronaut_file(tmp_path, astronaut):
     return path
 
 
+def test_a_smile_that_survives_under_a_negative_label_is_rejected(
+    tmp_path, astronaut_file, monkeypatch
+):
+    """The astronaut smiles broadly: a replacement leaves her smile's texture, so sadness and
+    anger outputs are rejected with the reason, happiness ones ship; the limit is an option."""
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
+    targets = read_manifest(tmp_path / "augment/fits.parquet", FITS, run_first="").df
+    assert targets["label_AU12"].isna().all()  # a lone photo: every face is a source
+    for emotion in ("sadness", "anger", "happiness"):
+        assert _cli("synth-emotion", "--emotion", emotion, "-q").exit_code == 0
+        assert _cli("render", "-q").exit_code == 0
+        result = _cli("blend")
+        assert result.exit_code == 0  # a rejection is a decision, not a failure
+        labels = pd.read_csv(tmp_path / "augment" / "output" / "labels.csv")
+        if emotion == "happiness":
+            assert labels.status[0] == "ok"
+            continue
+        assert labels.status[0] == "rejected" and pd.isna(labels.output_path[0])
+        assert "AU12" in labels.error[0] and "survives" in labels.error[0]
+        assert "rejected" in result.output
+    _cli("synth-emotion", "--emotion", "sadness", "-q")
+    _cli("render", "-q")
+    assert _cli("blend", "--max-source-residual", "6", "-q").exit_code == 0
+    assert pd.read_csv(tmp_path / "augment/output/labels.csv").status[0] == "ok"
+
+
 def test_stages_chain_with_defaults(tmp_path, astronaut_file, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0

@@ -20,7 +20,9 @@ from augmentface.report import EVALUATE_HINT, write_report
 from augmentface.stages.evaluate import EVALUATION_FILE, SUMMARY_FILE, EvaluateConfig, run_evaluate
 from augmentface.stages.schemas import EVALUATION, LABELS
 
-TARGETS = (au_target({12: 4, 6: 3}), au_target({1: 4, 2: 4}), va_target(-0.7, -0.4))
+# Positive valence: the astronaut smiles, and a negative label would be rejected (her smile
+# survives a replacement; see test_pipeline).
+TARGETS = (au_target({12: 4, 6: 3}), au_target({1: 4, 2: 4}), va_target(0.6, -0.5))
 CHROMIUM = Path("/usr/bin/chromium")
 
 

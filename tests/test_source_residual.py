@@ -24,10 +24,18 @@ def _vector(values: dict[int, float]) -> np.ndarray:
 def test_residual_is_what_the_source_shows_beyond_identity_and_the_target():
     shown = shown_intensities(_vector({12: 4.5, 6: 1.0}), _vector({12: 1.0, 6: 2.9}))
     np.testing.assert_allclose(shown, _vector({12: 3.5}))
-    np.testing.assert_allclose(source_residual(shown, _vector({12: 2.0})), _vector({12: 1.5}))
-    np.testing.assert_allclose(source_residual(shown, _vector({12: 5.0})), 0.0)
+    np.testing.assert_allclose(
+        source_residual(shown, _vector({12: 2.0}), AUS), _vector({12: 1.5})
+    )
+    np.testing.assert_allclose(source_residual(shown, _vector({12: 5.0}), AUS), 0.0)
     with pytest.raises(ValueError, match="must match"):
-        source_residual(shown, np.zeros(3))
+        source_residual(shown, np.zeros(3), AUS)
+
+
+def test_nothing_of_a_parted_mouth_survives():
+    """The render closes the lips over the teeth or paints the interior anew."""
+    laugh = _vector({12: 4.0, 25: 4.0, 26: 3.0})
+    np.testing.assert_allclose(source_residual(laugh, _vector({}), AUS), _vector({12: 4.0}))
 
 
 def test_a_surviving_smile_contradicts_negative_labels_only():

@@ -9,6 +9,7 @@ from pathlib import Path
 from augmentface.blend import BLEND_METHODS, BlendMethod
 from augmentface.contact_sheet import write_contact_sheet
 from augmentface.errors import UsageError
+from augmentface.expression.source_residual import RESIDUAL_LIMIT
 from augmentface.expression.targets import ExpressionTarget, au_target, va_target
 from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
@@ -41,6 +42,7 @@ class PipelineConfig:
     seed: int = 0
     contact_sheet: bool = True
     gates: QualityGates = field(default_factory=QualityGates)
+    max_source_residual: float | None = RESIDUAL_LIMIT
     keep_rejected: bool = False
     quiet: bool = False
 
@@ -76,6 +78,7 @@ def run_pipeline(
                 workdir=workdir,
                 method=config.method,
                 gates=config.gates,
+                max_source_residual=config.max_source_residual,
                 keep_rejected=config.keep_rejected,
                 quiet=config.quiet,
             )

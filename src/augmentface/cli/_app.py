@@ -85,6 +85,17 @@ MinResponse = Annotated[
         "requested AUs is below this (score change, e.g. 0.02).",
     ),
 ]
+MaxSourceResidual = Annotated[
+    float,
+    typer.Option(
+        "--max-source-residual",
+        min=0.1,
+        help="Reject an output when the photo's own expression survives in it against its "
+        "label by at least this much (FACS units, 0–5; 2 = 'B', slight but clear): a broad "
+        "smile under a sadness label, raised brows under a frown. What survives is what the "
+        "photo shows beyond a person's own shape, less the target. Above 5: keep every output.",
+    ),
+]
 KeepRejected = Annotated[
     bool,
     typer.Option("--keep-rejected", help="Write rejected outputs to OUTPUT/rejected/ to inspect."),
@@ -106,12 +117,15 @@ FitsOption = Annotated[
     typer.Option(help="Fitted faces to synthesize on (default WORKDIR/fits.parquet)."),
 ]
 NeutralOnly = Annotated[
-    bool,
+    bool | None,
     typer.Option(
-        "--neutral-only",
-        help="Synthesize only on neutral faces: by their dataset labels when present (every "
-        "AU below 1, (V, A) within 0.2 of the centre, emotion neutral), else by MediaPipe's "
-        "blendshapes.",
+        "--neutral-only/--any-source",
+        help="Synthesize only on neutral faces (by their dataset labels when present: every "
+        "AU below 1, (V, A) within 0.2 of the centre, emotion neutral; else by MediaPipe's "
+        "blendshapes), or on every face. Default: neutral faces when the fits carry dataset "
+        "labels, as Kollias et al. do (a source's own expression partly survives in the "
+        "output), every face otherwise (blend then rejects outputs whose surviving expression "
+        "contradicts their label).",
     ),
 ]
 

@@ -174,7 +174,7 @@ def synth_va(
     fits: FitsOption = None,
     samples: Samples = 1,
     seed: Seed = 0,
-    neutral_only: NeutralOnly = False,
+    neutral_only: NeutralOnly = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -301,7 +301,7 @@ def synth_emotion(
     fits: FitsOption = None,
     samples: Samples = 1,
     seed: Seed = 0,
-    neutral_only: NeutralOnly = False,
+    neutral_only: NeutralOnly = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -366,7 +366,7 @@ def transfer(
     ] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
     fits: FitsOption = None,
-    neutral_only: NeutralOnly = False,
+    neutral_only: NeutralOnly = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:

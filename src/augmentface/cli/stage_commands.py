@@ -14,6 +14,7 @@ from augmentface.cli._app import (
     KeepRejected,
     MaxIdentity,
     MaxNME,
+    MaxSourceResidual,
     MinResponse,
     Quiet,
     Samples,
@@ -26,12 +27,19 @@ from augmentface.cli._app import (
     run_or_exit,
 )
 from augmentface.datasets.layouts import LAYOUTS
+from augmentface.expression.au_rig import INTENSITY_MAX
+from augmentface.expression.source_residual import RESIDUAL_LIMIT
 from augmentface.expression.targets import ExpressionTarget, au_target, parse_au_items, va_target
 from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.render import BUILTIN_DETAILS, RenderConfig, run_render
+
+
+def residual_limit(value: float) -> float | None:
+    """``--max-source-residual``: a limit, or None (keep every output) above the FACS scale."""
+    return None if value > INTENSITY_MAX else value
 
 
 @app.command(
@@ -156,6 +164,7 @@ def blend(
     max_identity_distance: MaxIdentity = None,
     max_nme: MaxNME = None,
     min_response: MinResponse = None,
+    max_source_residual: MaxSourceResidual = RESIDUAL_LIMIT,
     keep_rejected: KeepRejected = False,
     layout: Annotated[
         str | None,
@@ -186,6 +195,7 @@ def blend(
         image_format=image_format,
         jpeg_quality=jpeg_quality,
         gates=gates,
+        max_source_residual=residual_limit(max_source_residual),
         keep_rejected=keep_rejected,
         quiet=quiet,
     )
@@ -303,6 +313,7 @@ def run_all(
     max_identity_distance: MaxIdentity = None,
     max_nme: MaxNME = None,
     min_response: MinResponse = None,
+    max_source_residual: MaxSourceResidual = RESIDUAL_LIMIT,
     keep_rejected: KeepRejected = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
@@ -320,6 +331,7 @@ def run_all(
         seed=seed,
         contact_sheet=sheet,
         gates=QualityGates(max_identity_distance, max_nme, min_response),
+        max_source_residual=residual_limit(max_source_residual),
         keep_rejected=keep_rejected,
         quiet=quiet,
     )

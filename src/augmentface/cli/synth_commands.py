@@ -110,7 +110,7 @@ def synth_au(
     frames: FramesOption = 50,
     samples: Samples = 1,
     seed: Seed = 0,
-    neutral_only: NeutralOnly = False,
+    neutral_only: NeutralOnly = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:

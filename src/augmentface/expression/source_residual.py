@@ -11,7 +11,9 @@ source shows of each AU beyond what the target asks for. Per AU that is the *sou
 with ``fitted_k`` the fit's bounded estimate (FACS 0–5) and ``noise_k`` the AU's identity noise
 (how much a person's own shape alone reads as that AU, ``face/data/identity_au_noise.json``):
 below it an estimate cannot be told from a person's face at rest, and nothing is left to
-survive.
+survive. The mouth's opening is the exception (:data:`OPENINGS`): its texture is what lies
+behind it, and the render closes the lips over the teeth or paints the interior anew, so
+nothing of a source's parted lips survives.
 
 A residual *contradicts* the label when a person would read the output otherwise
 (:func:`label_conflict`): the residual holds at least :data:`RESIDUAL_LIMIT` (FACS "B", slight
@@ -33,6 +35,8 @@ from augmentface.expression.prototype_blend import FEATURES
 
 #: FACS "B" (slight evidence): a residual at least this strong reads as the source's expression.
 RESIDUAL_LIMIT = 2.0
+#: AUs whose appearance is the mouth's opening, which the render replaces in full.
+OPENINGS = (25, 26)
 #: The AU whose survival reads as happiness, and the labels it contradicts.
 SMILE_AU = 12
 NEGATIVE_EMOTIONS = frozenset({"sadness", "anger", "fear", "disgust", "contempt"})
@@ -54,12 +58,19 @@ def shown_intensities(fitted: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.maximum(fitted - noise, 0.0)
 
 
-def source_residual(shown: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(K,) what survives of the source in the output: ``max(shown − target, 0)``, FACS units."""
+def source_residual(
+    shown: np.ndarray, target: np.ndarray, au_numbers: Sequence[int]
+) -> np.ndarray:
+    """(K,) what survives of the source in the output: ``max(shown − target, 0)``, FACS units,
+    0 for the mouth's opening (:data:`OPENINGS`). ``au_numbers`` (K,) name the entries."""
     shown, target = np.asarray(shown, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    if shown.shape != target.shape:
-        raise ValueError(f"shown {shown.shape} and target {target.shape} must match")
-    return np.maximum(shown - target, 0.0)
+    if shown.shape != target.shape or shown.shape != (len(au_numbers),):
+        raise ValueError(
+            f"shown {shown.shape}, target {target.shape} and {len(au_numbers)} AUs must match"
+        )
+    residual = np.maximum(shown - target, 0.0)
+    residual[[k for k, au in enumerate(au_numbers) if au in OPENINGS]] = 0.0
+    return residual
 
 
 def label_conflict(

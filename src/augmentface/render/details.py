@@ -50,6 +50,7 @@ import numpy as np
 
 from augmentface.atomic import atomic_write_bytes
 from augmentface.errors import UsageError
+from augmentface.expression.source_residual import shown_intensities
 from augmentface.face.model import FaceModel
 from augmentface.render.rasterize import (
     _barycentric_affines,
@@ -233,7 +234,7 @@ def detail_weights(
     -------
     (K,) float64 in [-1, 1], in ``maps.au_numbers`` order.
     """
-    source = np.clip(np.asarray(fitted_intensities) - np.asarray(identity_noise), 0.0, None)
+    source = shown_intensities(fitted_intensities, identity_noise)
     change = (np.asarray(target_intensities, dtype=np.float64) - source) / INTENSITY_E
     index = {int(au): k for k, au in enumerate(au_numbers)}
     return np.array([change[index[au]] for au in maps.au_numbers])

@@ -14,6 +14,7 @@ from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
 from augmentface.datasets.frames import parse_frame_ref, read_frame
 from augmentface.datasets.layouts import LAYOUTS, write_layout
 from augmentface.errors import RenderError, UsageError
+from augmentface.expression.source_residual import RESIDUAL_LIMIT, label_conflict
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image, write_image_atomic
 from augmentface.manifest import ManifestWriter, done_keys, read_manifest, write_manifest
@@ -64,6 +65,9 @@ class BlendConfig:
     image_format: str = "jpg"
     jpeg_quality: int = 95
     gates: QualityGates = field(default_factory=QualityGates)
+    #: Reject an output when the photo's own expression survives in it by at least this much
+    #: (FACS units) against its label (:func:`.label_conflict`); None keeps every output.
+    max_source_residual: float | None = RESIDUAL_LIMIT
     keep_rejected: bool = False
     #: Also write the outputs in a dataset's own layout ("flat", "disfa", "afew-va",
     #: "affwild2"), under ``layout_root`` (default ``<output>/<layout>``).
@@ -86,6 +90,10 @@ class BlendConfig:
             raise UsageError(f"image format must be jpg, png or webp, not {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise UsageError(f"jpeg quality must be in 1–100, got {self.jpeg_quality}")
+        if self.max_source_residual is not None and not self.max_source_residual > 0:
+            raise UsageError(
+                f"max source residual must be > 0 (FACS units), got {self.max_source_residual}"
+            )
 
 
 def _read_render(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +119,22 @@ class _Gatekeeper:
         return self.gates.reasons(metrics, requested)
 
 
+def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str]:
+    """The label conflict of one target row's source residual, as a rejection reason list."""
+    if limit is None:
+        return []
+    emotion = target.get("emotion")
+    conflict = label_conflict(
+        target["source_residual"],
+        target["au_intensities"],
+        au_numbers,
+        valence=float(target.get("valence", np.nan)),
+        emotion=emotion if isinstance(emotion, str) else None,
+        limit=limit,
+    )
+    return [] if conflict is None else [conflict]
+
+
 def _open_gatekeeper(config: BlendConfig, targets, stack: contextlib.ExitStack):
     if not config.gates.active:
         return None
@@ -124,9 +148,9 @@ def _open_gatekeeper(config: BlendConfig, targets, stack: contextlib.ExitStack):
 def run_blend(config: BlendConfig | None = None) -> StageReport:
     """Blend every render; write ``<output>/images/`` and ``<output>/labels.parquet`` + ``.csv``.
 
-    With quality gates set, each blended image is measured first; one that fails is recorded
-    with status ``rejected`` and its reasons, and written to ``<output>/rejected/`` only with
-    ``keep_rejected``.
+    An output whose source residual contradicts its label (``max_source_residual``), or with
+    quality gates set one whose measurements fail them, is recorded with status ``rejected``
+    and its reasons, and written to ``<output>/rejected/`` only with ``keep_rejected``.
     """
     config = config or BlendConfig()
     workdir = Path(config.workdir)
@@ -149,13 +173,16 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "renders_digest": manifest_digest(
             renders.df, [*RENDERS.key, "status", "render_path", "roi_px", "target_landmarks_px"]
         ),
-        "labels_digest": manifest_digest(targets.df, [*TARGETS.key, *LABEL_COLUMNS]),
+        "labels_digest": manifest_digest(
+            targets.df, [*TARGETS.key, *LABEL_COLUMNS, "au_intensities", "source_residual"]
+        ),
         "layout": config.layout,
         "layout_root": None if layout_root is None else str(layout_root),
         "method": config.method,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality,
         "gates": asdict(config.gates),
+        "max_source_residual": config.max_source_residual,
         "keep_rejected": config.keep_rejected,
         "fps": config.fps,
     }
@@ -171,6 +198,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
             todo.append(row)
     todo.sort(key=lambda r: frame_order(r["image_path"]))
     seed = targets.meta.get("seed")
+    au_numbers = tuple(int(name[2:]) for name in AU_NAMES)
     cached: tuple[str, np.ndarray] | None = None
     lossless = config.image_format == "png"
     with (
@@ -188,7 +216,8 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         gatekeeper = _open_gatekeeper(config, targets, stack)
         for row in progress(todo, "blend", len(todo), config.quiet):
             key = {k: row[k] for k in LABELS.key}
-            label = {c: labels[tuple(key.values())][c] for c in LABEL_COLUMNS}
+            target = labels[tuple(key.values())]
+            label = {c: target[c] for c in LABEL_COLUMNS}
             name = f"{sample_name(**key)}.{config.image_format}"
             try:
                 if cached is None or cached[0] != row["image_path"]:
@@ -196,9 +225,9 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
                 crop, alpha = _read_render(row["render_path"])
                 roi = tuple(int(v) for v in row["roi_px"])
                 image = blend_face(cached[1], crop, alpha, roi, config.method)
-                rejected = (
-                    gatekeeper.reasons(image, row, alpha, label, lossless) if gatekeeper else []
-                )
+                rejected = residual_conflict(target, au_numbers, config.max_source_residual)
+                if gatekeeper:
+                    rejected += gatekeeper.reasons(image, row, alpha, label, lossless)
                 folder = "rejected" if rejected else "images"
                 file = out_dir / folder / name
                 if not rejected or config.keep_rejected:

@@ -142,7 +142,7 @@ FITS = Schema(
 
 TARGETS = Schema(
     stage="synth",
-    version=2,
+    version=3,
     key=("image_path", "face_index", "target_id", "sample"),
     columns=(
         *_KEY_SAMPLE,
@@ -169,6 +169,16 @@ TARGETS = Schema(
             "Target expression offsets",
             unit="mm",
             shape=(468, 3),
+        ),
+        Column(
+            "source_residual",
+            "array",
+            "What of the photo's own expression survives the replacement, per AU in AU column "
+            "order: what the photo shows beyond identity noise, less the target "
+            "(expression/source_residual.py); blend rejects an output whose residual "
+            "contradicts its label",
+            unit="FACS 0–5",
+            shape=(N_AUS,),
         ),
     ),
 )

@@ -19,6 +19,7 @@ import numpy as np
 
 from augmentface.errors import UsageError
 from augmentface.expression import va_prior
+from augmentface.expression.source_residual import shown_intensities, source_residual
 from augmentface.expression.targets import (
     ExpressionSource,
     ExpressionTarget,
@@ -26,7 +27,7 @@ from augmentface.expression.targets import (
     sample_rng,
 )
 from augmentface.face.detect import BLENDSHAPE_NAMES
-from augmentface.face.model import load_face_model
+from augmentface.face.model import identity_au_noise, load_face_model
 from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
@@ -50,8 +51,11 @@ class SynthConfig:
     fits: Path | None = None  # default: <workdir>/fits.parquet
     samples: int = 1
     seed: int = 0
-    #: Synthesize only on faces that show no expression (see :func:`is_neutral_face`).
-    neutral_only: bool = False
+    #: Synthesize only on faces that show no expression (see :func:`is_neutral_face`), as
+    #: Kollias et al. do: a source's own expression partly survives a replacement (its folds,
+    #: cheeks and squint are texture). None (the default) does so when the fits carry dataset
+    #: labels, which say which frames are neutral; False takes every face (``--any-source``).
+    neutral_only: bool | None = None
     #: The model file the expression source was loaded from, if any: its sha256 goes into
     #: the run's parameters, so another model never resumes this one's rows.
     source_file: Path | None = None
@@ -87,6 +91,7 @@ FIT_COLUMNS_USED = (
     "image_path",
     "face_index",
     "status",
+    "au_intensities",
     "identity_offsets_model_mm",
     "blendshape_scores",
     *LABEL_AU_COLUMNS,
@@ -104,6 +109,8 @@ def is_neutral_face(face: Mapping) -> bool:
     va = [face.get("label_valence"), face.get("label_arousal")]
     va = [float(v) for v in va if v is not None and np.isfinite(v)]
     emotion = face.get("label_emotion")
+    if not isinstance(emotion, str):  # a missing label reads as None or NaN from Parquet
+        emotion = None
     if aus or va or emotion:
         return (
             all(v < NEUTRAL_MAX_AU for v in aus)
@@ -114,7 +121,16 @@ def is_neutral_face(face: Mapping) -> bool:
     return all(scores[name] < limit for name, limit in NEUTRAL_BLENDSHAPE_LIMITS.items())
 
 
-def _target_row(face: dict, target: ExpressionTarget, sample: int, source: str, au, offsets):
+def has_labels(face: Mapping) -> bool:
+    """Whether a fitted face carries dataset labels (AU, VA or emotion)."""
+    values = [face.get(c) for c in (*LABEL_AU_COLUMNS, "label_valence", "label_arousal")]
+    numeric = any(v is not None and np.isfinite(v) for v in values)
+    return numeric or isinstance(face.get("label_emotion"), str)
+
+
+def _target_row(
+    face: dict, target: ExpressionTarget, sample: int, source: str, au, offsets, residual
+):
     has_va = bool(np.isfinite(target.valence) and np.isfinite(target.arousal))
     row = {
         "image_path": face["image_path"],
@@ -136,6 +152,7 @@ def _target_row(face: dict, target: ExpressionTarget, sample: int, source: str, 
         "requested_arousal": target.arousal,
         "au_intensities": au,
         "expression_offsets_model_mm": offsets,
+        "source_residual": residual,
         "status": "ok",
         "error": None,
     }
@@ -167,6 +184,9 @@ def run_synth(
     model = load_face_model()
     fits = read_fitted(fits_path, model)
     source = source or RigSource(model.rig)
+    neutral_only = config.neutral_only
+    if neutral_only is None:
+        neutral_only = any(has_labels(face) for face in fits.to_dict("records"))
     path = Path(config.workdir) / TARGETS_FILE
     params = {
         "fits": str(fits_path.resolve()),
@@ -177,7 +197,7 @@ def run_synth(
             else {"path": str(config.source_file), "sha256": file_digest(config.source_file)}
         ),
         "fits_digest": manifest_digest(fits, FIT_COLUMNS_USED),
-        "neutral_only": config.neutral_only,
+        "neutral_only": neutral_only,
         "samples": config.samples,
         "seed": config.seed,
         "targets": [t.target_id for t in targets],
@@ -190,11 +210,16 @@ def run_synth(
     }
     previous = previous_rows(path, TARGETS, params)
     done = done_keys(previous, TARGETS)
+    noise = identity_au_noise(model.rig.au_numbers)
     faces = fits.to_dict("records")
-    if config.neutral_only:
+    if neutral_only:
         faces = [face for face in faces if is_neutral_face(face)]
         if not faces:
-            raise UsageError(f"{fits_path}: no neutral face to synthesize on (--neutral-only)")
+            raise UsageError(
+                f"{fits_path}: no neutral face to synthesize on (neutral sources only"
+                f"{'' if config.neutral_only else ', the default for labelled frames'}; "
+                "--any-source takes every face)"
+            )
     jobs = [
         (face, target, sample)
         for face in faces
@@ -232,6 +257,8 @@ def run_synth(
             )
             au, offsets = face_source[1].realize(target, sample, rng)
             name = _source_name(face_source[1], target)
-            writer.add(_target_row(face, target, sample, name, au, offsets))
+            shown = shown_intensities(face["au_intensities"], noise)
+            residual = source_residual(shown, au, model.rig.au_numbers)
+            writer.add(_target_row(face, target, sample, name, au, offsets, residual))
             report.ok()
     return report
