@@ -45,13 +45,15 @@ def test_an_emotion_and_its_place_on_the_circumplex_give_one_face():
 
 
 def test_intensity_scales_and_aliases():
-    full = emotion_aus("anger")
-    half = emotion_aus("Angry", 0.5)
+    full = emotion_aus("sadness")
+    half = emotion_aus("Sad", 0.5)
     assert half == {au: v / 2 for au, v in full.items()}
     # The lips of a smile part over the teeth only as it grows (onset 0.3 for AU25).
     assert 25 not in emotion_aus("happiness", 0.25) and 25 in emotion_aus("happiness", 0.5)
     assert emotion_aus("happiness", 0.5)[12] == emotion_aus("happiness")[12] / 2
     assert emotion_aus("anger", 0.0) == {}
+    # Anger bares its teeth only at full strength; blending still sees its parted lips.
+    assert 25 not in emotion_aus("anger", 0.4) and emotion_aus("anger", 0.4, all_aus=True)[25] == 0
     assert canonical_emotion("  SAD ") == "sadness" and canonical_emotion("Fear") == "fear"
     assert set(EMOTIONS) == {"neutral", "happiness", "sadness", "surprise", "fear", "anger",
                              "disgust", "contempt"}  # fmt: skip

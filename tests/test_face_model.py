@@ -105,8 +105,8 @@ def test_smile_with_parted_lips_bares_the_upper_teeth(model):
     def gap(offsets, upper=13, lower=14):
         return (v[upper, 1] + offsets[upper, 1]) - (v[lower, 1] + offsets[lower, 1])
 
-    assert gap(both) > gap(linear) + 3  # the middle opens over the teeth
-    assert both[14, 1] < 0.3 * smile[14, 1]  # the lower lip's middle stays down
+    assert gap(both) > gap(linear) + 2  # the middle opens over the teeth
+    assert both[14, 1] < 0 < smile[14, 1]  # the lower lip's middle hangs, not lifted
     assert both[13, 1] > linear[13, 1] + 1  # the upper lip rises further
     np.testing.assert_allclose(both[[61, 291]], linear[[61, 291]], atol=1e-9)
 

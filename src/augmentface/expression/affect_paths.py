@@ -201,7 +201,7 @@ def frame_aus(path: AffectPath, values: np.ndarray) -> dict[int, float]:
     intensities = np.clip(values, 0.0, 1.0)
     return blend_prototypes(
         [
-            (emotion_aus(name, float(i)), float(i))
+            (emotion_aus(name, float(i), all_aus=True), float(i))
             for name, i in zip(path.dims, intensities, strict=True)
         ]
     )

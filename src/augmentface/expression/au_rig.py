@@ -112,11 +112,18 @@ AU_SPECS: tuple[AUSpec, ...] = (
            _lid_profile(topo.LEFT_EYE, upper=True, amplitude_mm=4.5),
            radius_mm=14, pins=_LEFT_LOWER_LID + _BROWS,
            notes="Upper lid raised, more of the iris and sclera above it show."),
+    # The orbital part of orbicularis oculi is a sphincter round the eye: besides lifting the
+    # cheek and pushing the lower lid up, it draws the skin above the eye down a little and
+    # lowers the brow's tail, so the eye narrows from both sides (FACS Manual 2002, AU6's
+    # appearance changes); the inner brows are left to AU1 and AU4.
     AUSpec(6, "cheek raiser", "orbicularis oculi, pars orbitalis",
            {**_lid_profile(topo.LEFT_EYE, upper=False, amplitude_mm=2.5),
-            **{v: (0, 4.5, 1.3) for v in (329, 330, 346, 347, 348, 349, 448, 449, 450, 451, 280)}},
-           radius_mm=25, pins=_LEFT_UPPER_LID + _BROWS + _UPPER_LIP + _MOUTH_CORNERS + _NOSE,
-           notes="Cheeks lifted, skin below the eye bags, the lower lid pushed up."),
+            **_lid_profile(topo.LEFT_EYE, upper=True, amplitude_mm=-0.8),
+            **{v: (0, 4.5, 1.3) for v in (329, 330, 346, 347, 348, 349, 448, 449, 450, 451, 280)},
+            300: (0, -1.5, 0), 276: (0, -1.5, 0), 293: (0, -0.8, 0), 283: (0, -0.8, 0)},
+           radius_mm=25, pins=(336, 285, 296, 295, *_UPPER_LIP, *_MOUTH_CORNERS, *_NOSE),
+           notes="Cheeks lifted, skin below the eye bags, the lower lid pushed up; the skin "
+                 "above the eye and the brow's tail drawn down a little: the eye narrows."),
     AUSpec(7, "lid tightener", "orbicularis oculi, pars palpebralis",
            {**_lid_profile(topo.LEFT_EYE, upper=False, amplitude_mm=2.5),
             **_lid_profile(topo.LEFT_EYE, upper=True, amplitude_mm=-0.8)},
@@ -133,13 +140,23 @@ AU_SPECS: tuple[AUSpec, ...] = (
             13: (0, 3, 0), 312: (0, 3, 0), 311: (0, 2.5, 0), 310: (0, 2, 0), 415: (0, 1.2, 0)},
            radius_mm=30, pins=_LOWER_LIP + _NOSE,
            notes="Upper lip raised, centre most; the nasolabial furrow deepens."),
-    # 1.4 times the first estimate: with that one, the 17 broadest smiles among the shared
-    # photos (MediaPipe mouthSmile >= 0.85 on both sides) fitted at AU12 5.2-8.7, median 7.0,
-    # where FACS would put them near E; with this one at 3.7-6.2, median 5.0
-    # (python scripts/au_amplitudes.py ../shared/faces/deepface).
+    # Calibrated on the shape of real broad smiles (scripts/smile_geometry.py: the 17 shared
+    # photos with MediaPipe mouthSmile >= 0.85, against renders of the 16 near-neutral ones at
+    # the happiness apex, both re-detected): their mouths are 1.02 inter-pupil distances wide
+    # (0.81 at rest: +26 %, as in Tarantili et al. 2005, +27 %) and their corners rise 0.14
+    # above the lips' middle. So the corners pull up more than out (the lateral handles are
+    # 0.7 of the vertical ones), and the lips' middle rises only 2 mm with them: the mouth
+    # curves up at the corners instead of moving up whole. Rendered at the apex and
+    # re-detected, ours are 1.03 wide with their corners 0.09 above the middle (MediaPipe
+    # follows a rendered corner about half way). The fit reads those 17 real smiles at AU12
+    # 3.6-6.5, median 5.6 (scripts/au_amplitudes.py). Published: the corners travel
+    # 6.5-12.1 mm, mean 9.3 mm, in maximal smiles (Jorge et al. 2012, Braz J
+    # Otorhinolaryngol 78(2):41, 12 adults, Vicon); here 16 mm at E in the image plane, which
+    # includes the 27 % widening that the mouth's outer landmarks carry.
     AUSpec(12, "lip corner puller", "zygomaticus major",
-           {291: (12.6, 12.6, -7), 308: (11.9, 11.9, -7), 409: (8.4, 9.1, -3.5),
-            375: (8.4, 7, -3.5), 415: (7.7, 8.4, -3.5), 324: (7.7, 6.3, -3.5)},
+           {291: (8.8, 13.5, -6), 308: (8.3, 12.8, -6), 409: (5.9, 9.8, -3),
+            375: (5.9, 7.5, -3), 415: (5.4, 9.0, -3), 324: (5.4, 6.8, -3),
+            0: (0, 2, 0), 13: (0, 2, 0), 14: (0, 2, 0), 17: (0, 2, 0)},
            radius_mm=40, pins=_EYES + _NOSE + _CHIN_OUTLINE,
            notes="Lip corners pulled up and back toward the cheekbone: the smile."),
     AUSpec(14, "dimpler", "buccinator",
@@ -221,7 +238,7 @@ def _inner_brow_lift_wins(
 #: 12+25 at E: how far (mm) the upper lip's centre rises further over the upper teeth, and the
 #: share of AU12's lift of the lower lip's centre that the parted lower lip does not follow.
 SMILE_UPPER_LIP_RAISE_MM = 2.0
-SMILE_LOWER_LIP_STAYS = 0.9
+SMILE_LOWER_LIP_STAYS = 1.2
 
 
 def _smile_bares_upper_teeth(

@@ -67,7 +67,7 @@ def canonical_emotion(label: str) -> str:
     return name
 
 
-def emotion_aus(emotion: str, intensity: float = 1.0) -> dict[int, float]:
+def emotion_aus(emotion: str, intensity: float = 1.0, *, all_aus: bool = False) -> dict[int, float]:
     """AU intensities (0–5) of an emotion's prototype, scaled by ``intensity``.
 
     Parameters
@@ -77,11 +77,14 @@ def emotion_aus(emotion: str, intensity: float = 1.0) -> dict[int, float]:
     intensity : float
         0 (neutral face) to 1 (the full prototype); AU intensities scale linearly, except
         those that join the prototype only as it grows (``va_prior.EmotionAnchor.onsets``).
+    all_aus : bool
+        Keep the prototype's AUs that are at 0 at this intensity (for blending).
 
     Returns
     -------
     dict[int, float]
-        AU number -> intensity on the FACS 0–5 scale; empty for neutral or intensity 0.
+        AU number -> intensity on the FACS 0–5 scale; empty for neutral (and, without
+        ``all_aus``, for intensity 0).
 
     Raises
     ------
@@ -94,5 +97,6 @@ def emotion_aus(emotion: str, intensity: float = 1.0) -> dict[int, float]:
     if name == "neutral":
         return {}
     if name == "contempt":
-        return {au: v * intensity for au, v in CONTEMPT_AUS.items() if v * intensity > 0}
-    return _ANCHORS[name].aus_at(intensity)
+        scaled = {au: v * intensity for au, v in CONTEMPT_AUS.items()}
+        return {au: v for au, v in scaled.items() if v > 0 or all_aus}
+    return _ANCHORS[name].aus_at(intensity, all_aus=all_aus)

@@ -7,10 +7,12 @@ remains reads as no emotion at all. The rig's fields are linear, so the cancella
 
 The rule, per *feature* (a pair of antagonist AU groups, :data:`FEATURES`):
 
-1. A part's *direction* on a feature is +1 when it holds any AU of the feature's first group,
-   else -1 when it holds any of the second, else 0 (it leaves the feature alone). A prototype
+1. A part's *direction* on a feature is +1 when it names any AU of the feature's first group,
+   else -1 when it names any of the second, else 0 (it leaves the feature alone). A prototype
    holding both groups (fear: 1 + 2 + 4, drawn by the rig's 1+4 rule as raised brows pulled
-   together) counts by its first group: that is how the face looks.
+   together) counts by its first group: that is how the face looks. AUs are named even at
+   intensity 0: a prototype whose lips part only as it grows (anger bares its teeth at full
+   strength) keeps one direction at every strength, so a blend never jumps as an AU starts.
 2. Parts with opposite directions compete. Each side's share of their weight is
    ``f = W_side / (W_plus + W_minus)``; the side's feature AUs are multiplied by
    ``clip((f - 0.5) / CROSSOVER, 0, 1)``. The larger side keeps its configuration at full
@@ -49,7 +51,7 @@ Part = tuple[Mapping[int, float], float]
 
 
 def _direction(aus: Mapping[int, float], raise_group: frozenset, lower_group: frozenset) -> int:
-    active = {au for au, value in aus.items() if value > 0}
+    active = set(aus)
     if active & raise_group:
         return 1
     return -1 if active & lower_group else 0
@@ -83,7 +85,8 @@ def blend_prototypes(parts: Sequence[Part]) -> dict[int, float]:
     ----------
     parts : sequence of (aus, weight)
         Each ``aus`` maps AU number -> intensity (0–5) of one prototype at its strength in the
-        blend; ``weight`` >= 0 is its claim on the features it competes for (e.g. ``1 - t`` and
+        blend, naming (at 0) the prototype's AUs that have not started yet; ``weight`` >= 0 is
+        its claim on the features it competes for (e.g. ``1 - t`` and
         ``t`` between two neighbouring anchors of the VA prior, or each emotion's intensity on
         an emotion path). Weights need not sum to 1: only their ratios matter.
 

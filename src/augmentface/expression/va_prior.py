@@ -55,13 +55,15 @@ class EmotionAnchor:
     #: AU -> strength (0–1) at which it starts: it grows from 0 there to its full value at 1.
     onsets: dict[int, float] = field(default_factory=dict)
 
-    def aus_at(self, strength: float) -> dict[int, float]:
-        """AU intensities (0–5) of the prototype at ``strength`` in [0, 1]."""
+    def aus_at(self, strength: float, *, all_aus: bool = False) -> dict[int, float]:
+        """AU intensities (0–5) of the prototype at ``strength`` in [0, 1]; with ``all_aus``
+        the AUs that have not started yet are kept at 0 (a blend reads a prototype's
+        configuration from the AUs it names, see :func:`.blend_prototypes`)."""
         out = {}
         for au, value in self.aus.items():
             onset = self.onsets.get(au, 0.0)
             scaled = value * float(np.clip((strength - onset) / (1.0 - onset), 0.0, 1.0))
-            if scaled > 0:
+            if scaled > 0 or all_aus:
                 out[au] = scaled
         return out
 
@@ -75,12 +77,15 @@ class EmotionAnchor:
 
 
 ANCHORS: tuple[EmotionAnchor, ...] = (
-    EmotionAnchor("happiness", 0.80, 0.40, {6: 4.0, 12: 5.0, 25: 3.0}, onsets={25: 0.3}),
+    EmotionAnchor("happiness", 0.80, 0.40, {6: 4.0, 12: 5.0, 25: 4.5}, onsets={25: 0.3}),
     EmotionAnchor("surprise", 0.15, 0.85, {1: 4.5, 2: 4.5, 5: 3.5, 25: 3.0, 26: 5.0}),
     EmotionAnchor("fear", -0.55, 0.80,
                   {1: 4.0, 2: 3.5, 4: 3.0, 5: 4.5, 7: 2.0, 20: 4.5, 25: 3.0, 26: 2.5}),
-    EmotionAnchor("anger", -0.70, 0.55, {4: 5.0, 5: 3.0, 7: 4.0, 23: 4.0, 24: 3.0}),
-    EmotionAnchor("disgust", -0.75, 0.25, {9: 4.5, 10: 4.0, 15: 2.5, 16: 2.5, 17: 2.0}),
+    EmotionAnchor("anger", -0.70, 0.55,
+                  {4: 5.0, 5: 3.0, 7: 4.0, 23: 3.0, 10: 3.0, 25: 3.0, 26: 2.0},
+                  onsets={10: 0.5, 25: 0.5, 26: 0.5}),
+    EmotionAnchor("disgust", -0.75, 0.25, {9: 5.0, 10: 4.0, 15: 2.0, 16: 3.0, 25: 3.0},
+                  onsets={16: 0.4, 25: 0.4}),
     EmotionAnchor("sadness", -0.70, -0.40, {1: 4.5, 4: 3.0, 15: 4.5, 17: 3.0, 43: 1.0}),
     EmotionAnchor("sleepy", -0.05, -0.90, {43: 2.5}),
     EmotionAnchor("relaxed", 0.65, -0.55, {6: 1.0, 12: 2.5}),
@@ -128,5 +133,5 @@ def prior_aus(valence: float, arousal: float) -> dict[int, float]:
     t = ((angle - lo.angle) % (2 * np.pi)) / span if span else 0.0
     strength = min(1.0, radius / ((1 - t) * lo.radius + t * hi.radius))
     return blend_prototypes(
-        [(anchor.aus_at(strength * w), w) for anchor, w in ((lo, 1.0 - t), (hi, t))]
+        [(anchor.aus_at(strength * w, all_aus=True), w) for anchor, w in ((lo, 1.0 - t), (hi, t))]
     )

@@ -61,7 +61,7 @@ _UPPER_TEETH_WIDTH_CAP = 0.15
 # (Van Der Geld et al. 2008, Acta Odontol Scand 66:207, tooth display in smiling). The band
 # never fills the whole opening: the lower lip or the dark between the teeth shows below it.
 REST_TEETH_SHOW_WIDTH_FRACTION = 0.05
-_MAX_TEETH_GAP_FRACTION = 0.88
+_MAX_TEETH_GAP_FRACTION = 0.78
 # Boundaries between upper teeth (central/lateral incisor, canine, premolars) as fractions of the
 # half mouth width from the midline: a dental arch of ~25 mm radius seen from the front.
 _UPPER_TOOTH_EDGES = (0.0, 0.33, 0.56, 0.78, 0.92)
