@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-from scipy.sparse.linalg import spsolve
 
 from augmentface.errors import UsageError
 from augmentface.face import topology as topo
@@ -270,7 +269,7 @@ def _smile_bares_upper_teeth(
         topo.FACE_OVAL
     ):
         values[v] = np.zeros(3)
-    return _harmonic(mesh.skin_laplacian, len(verts), values)
+    return mesh.harmonic_field(values)
 
 
 @dataclass(frozen=True)
@@ -309,19 +308,6 @@ AU_COMBINATIONS: tuple[AUCombination, ...] = (
         _smile_bares_upper_teeth,
     ),
 )
-
-
-def _harmonic(lap, n: int, values: dict[int, np.ndarray]) -> np.ndarray:
-    """Vector field (n, 3) equal to ``values`` on their keys and harmonic elsewhere."""
-    known = np.fromiter(values.keys(), dtype=np.int64)
-    unknown = np.setdiff1d(np.arange(n), known)
-    x = np.zeros((n, 3))
-    x[known] = np.array([values[k] for k in known])
-    if unknown.size:
-        lap_uu = lap[unknown][:, unknown]
-        rhs = -(lap[unknown][:, known] @ x[known])
-        x[unknown] = spsolve(lap_uu.tocsc(), rhs).reshape(len(unknown), 3)
-    return x
 
 
 def _mirror_handles(spec_handles: Mapping[int, Vec], mirror: np.ndarray) -> dict[int, np.ndarray]:
@@ -370,7 +356,6 @@ def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     """Rotation of the lower face about the jaw joint, with its forward glide, weighted by a
     harmonic jaw mask (1 on the chin, 0.9 on the lower lip, a third at the lip corners)."""
     verts = mesh.verts_model_mm
-    n = len(verts)
     weights: dict[int, np.ndarray] = {}
     for v in np.flatnonzero(verts[:, 1] < -62.0):
         weights[int(v)] = np.ones(3)
@@ -385,7 +370,7 @@ def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     for v in topo.FACE_OVAL:
         if v not in spec.free_outline:
             weights[v] = np.zeros(3)
-    w = _harmonic(mesh.skin_laplacian, n, weights)[:, 0]
+    w = mesh.harmonic_field(weights)[:, 0]
     assert spec.rotation is not None
     pivot, angle_deg = np.asarray(spec.rotation[0]), np.radians(spec.rotation[1])
     c, s = np.cos(angle_deg), np.sin(angle_deg)
@@ -407,7 +392,7 @@ def _handle_field(spec: AUSpec, handles: Mapping[int, Vec], mesh: MeshTopology) 
     pinned |= _mirror_set(spec.pins, mesh.mirror) | set(topo.FACE_OVAL)
     for v in pinned - set(values):
         values[v] = np.zeros(3)
-    return _harmonic(mesh.skin_laplacian, len(verts), values)
+    return mesh.harmonic_field(values)
 
 
 def build_au_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:

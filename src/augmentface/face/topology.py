@@ -7,11 +7,13 @@ subject's own: the subject's left eye is on the viewer's right in a frontal phot
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 # Closed loops, each starting at a corner and running along the upper arc first.
@@ -156,3 +158,18 @@ class MeshTopology:
         ).tocsr()
         degree = sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())
         return (degree - adjacency).tocsr()
+
+    def harmonic_field(self, values: Mapping[int, np.ndarray]) -> np.ndarray:
+        """(N, 3) vector field equal to ``values`` on their vertices and harmonic elsewhere
+        over the skin graph: the smoothest field that meets them (skin stretches, it does not
+        tear), never leaking across an opening."""
+        n = len(self.verts_model_mm)
+        known = np.fromiter(values.keys(), dtype=np.int64)
+        unknown = np.setdiff1d(np.arange(n), known)
+        x = np.zeros((n, 3))
+        x[known] = np.array([values[k] for k in known])
+        if unknown.size:
+            lap = self.skin_laplacian
+            rhs = -(lap[unknown][:, known] @ x[known])
+            x[unknown] = spsolve(lap[unknown][:, unknown].tocsc(), rhs).reshape(len(unknown), 3)
+        return x
