@@ -23,9 +23,11 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from augmentface.errors import FitError
+from augmentface.face import topology as topo
 from augmentface.face.model import (
     N_MESH_VERTICES,
     FaceModel,
+    close_lips,
     identity_au_noise,
     landmark_gains,
 )
@@ -47,6 +49,8 @@ LIPS_APART_MM = 1.2
 #: laugh closes fully under a neutral target. Sideways AUs (12, 20) stay thresholded: mouth
 #: width and corner height remain as confusable with identity as on a closed mouth.
 LIP_AUS = (15, 17, 25, 26)
+#: How far (mm) from the inner lips the skin follows when the fit closes a remaining opening.
+LIP_CLOSURE_REACH_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -209,9 +213,31 @@ def fit_face(
         threshold[[model.rig.au_numbers.index(au) for au in LIP_AUS]] = 0.0
     removed = np.sign(signed) * np.maximum(np.abs(signed) - threshold, 0.0)
     expression = model.rig.linear_offsets(removed * gains)
+    if shape[13, 1] - shape[14, 1] > LIPS_APART_MM:
+        expression = expression - lip_closure_model_mm(shape - expression, model)
     identity = shape - mean - expression
     intensities = system.solve_bounded()
     return FaceFit(rotation, scale, translation, identity, expression, intensities, signed)
+
+
+def lip_closure_model_mm(verts_model_mm: np.ndarray, model: FaceModel) -> np.ndarray:
+    """(468, 3) field, mm, that closes whatever opening a face's inner lips still show.
+
+    An open mouth is not a lip shape, so what of it the rig's fields leave unexplained after
+    the removal (a laugh's upper lip, lifted over the teeth by the 12+25 combination the fit
+    does not model) is expression too: each inner-lip pair meets at its midpoint, as in
+    :func:`augmentface.face.model.close_lips`, and the skin around follows harmonically,
+    held still beyond :data:`LIP_CLOSURE_REACH_MM` and on the face outline.
+    """
+    closed = close_lips(verts_model_mm)
+    inner = list(topo.LIPS_INNER)
+    values = {v: closed[v] - verts_model_mm[v] for v in inner}
+    reach = np.linalg.norm(
+        verts_model_mm[:, None, :] - verts_model_mm[None, inner, :], axis=2
+    ).min(axis=1)
+    for v in set(np.flatnonzero(reach > LIP_CLOSURE_REACH_MM).tolist()) | set(topo.FACE_OVAL):
+        values.setdefault(int(v), np.zeros(3))
+    return model.topology.harmonic_field(values)
 
 
 def observed_gains(model: FaceModel, config: FitConfig) -> np.ndarray:
