@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("augment"))
     args = parser.parse_args(argv)
     inputs = args.inputs or default_inputs()
-    reports = run_pipeline(inputs, DEFAULT_TARGETS(), PipelineConfig(workdir=args.workdir))
+    # Rejected outputs are kept (output/rejected/) so the contact sheet can show them, framed
+    # in red: the astronaut smiles, and her smile survives under most other labels.
+    config = PipelineConfig(workdir=args.workdir, keep_rejected=True)
+    reports = run_pipeline(inputs, DEFAULT_TARGETS(), config)
     for report in reports:
         print(f"{report.stage:8s} done {report.done:4d}  skipped {report.skipped:4d}  "
               f"failed {report.n_failed:3d}  rejected {report.rejected:3d}  "

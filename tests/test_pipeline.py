@@ -235,7 +235,11 @@ def test_outside_the_mask_is_untouched(tmp_path, astronaut_file, monkeypatch):
     assert _cli("fit3dmm", str(astronaut_file), "-q").exit_code == 0
     assert _cli("synth-au", "--aus", "AU1=4,AU2=4,AU25=3,AU26=4", "-q").exit_code == 0
     assert _cli("render", "-q").exit_code == 0
-    assert _cli("blend", "--format", "png", "--method", "poisson", "-q").exit_code == 0
+    # The astronaut smiles: her smile would contradict this label and be rejected; this test
+    # is about the pixels outside the mask, so every output is kept.
+    assert _cli(
+        "blend", "--format", "png", "--method", "poisson", "--max-source-residual", "6", "-q"
+    ).exit_code == 0
     labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
     out = read_image(labels.output_path[0])
     src = read_image(astronaut_file)
@@ -289,7 +293,7 @@ def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
         "run",
         str(astronaut_file),
         "--au",
-        "AU12=4",
+        "AU6=3,AU12=4",  # her own smile: the source-residual gate lets it through
         "-w",
         str(strict),
         "--max-identity-distance",
@@ -308,7 +312,7 @@ def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
         "run",
         str(astronaut_file),
         "--au",
-        "AU12=4",
+        "AU6=3,AU12=4",  # her own smile: the source-residual gate lets it through
         "-w",
         str(lenient),
         "-q",
@@ -327,7 +331,8 @@ def test_report_command_writes_page_and_sheet(tmp_path, astronaut_file):
     work = tmp_path / "w"
     assert (
         _cli(
-            "run", str(astronaut_file), "--au", "AU1=4,AU2=4", "-w", str(work), "-q", "--no-sheet"
+            "run", str(astronaut_file), "--au", "AU1=4,AU2=4", "-w", str(work), "-q",
+            "--no-sheet", "--max-source-residual", "6",  # her smile: see above
         ).exit_code
         == 0
     )

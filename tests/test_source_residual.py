@@ -9,10 +9,12 @@ import pytest
 
 from augmentface.expression.source_residual import (
     RESIDUAL_LIMIT,
+    SURVIVING_AUS,
     label_conflict,
     shown_intensities,
     source_residual,
 )
+from augmentface.render.detail_maps import BUILTIN_AUS
 
 AUS = (1, 2, 4, 6, 12, 15, 25, 26)
 
@@ -32,10 +34,12 @@ def test_residual_is_what_the_source_shows_beyond_identity_and_the_target():
         source_residual(shown, np.zeros(3), AUS)
 
 
-def test_nothing_of_a_parted_mouth_survives():
-    """The render closes the lips over the teeth or paints the interior anew."""
+def test_only_folds_and_closed_eyes_survive():
+    """The warp replaces what is geometry alone: a parted mouth closes over its teeth."""
     laugh = _vector({12: 4.0, 25: 4.0, 26: 3.0})
     np.testing.assert_allclose(source_residual(laugh, _vector({}), AUS), _vector({12: 4.0}))
+    stretch = np.array([3.0, 2.5])  # AU20 and AU43 shown
+    np.testing.assert_allclose(source_residual(stretch, np.zeros(2), (20, 43)), [0.0, 2.5])
 
 
 def test_a_surviving_smile_contradicts_negative_labels_only():
@@ -59,3 +63,17 @@ def test_an_antagonist_of_the_target_contradicts_any_label():
     assert "AU12" in label_conflict(_vector({12: 2.0}), _vector({15: 3.0}), AUS)
     lips = (23, 25)  # pressed vs parted
     assert "AU25" in label_conflict(np.array([0.0, 3.0]), np.array([3.0, 0.0]), lips)
+
+
+def test_an_au_label_is_contradicted_by_any_strong_survivor():
+    """AU labels (DISFA's) name every AU: a smile left under AU12 = 0 makes the label wrong."""
+    smile = _vector({12: 3.0})
+    reason = label_conflict(smile, _vector({43: 5.0}), AUS, au_labelled=True)
+    assert reason is not None and "AU12 survives at 3.0 beyond its label 0" in reason
+    assert label_conflict(smile, _vector({43: 5.0}), AUS) is None  # a VA label says nothing
+    assert label_conflict(_vector({12: 1.0}), _vector({}), AUS, au_labelled=True) is None
+
+
+def test_the_surviving_aus_are_those_with_folds():
+    """The AUs whose texture survives are those the detail layer draws folds for."""
+    assert set(BUILTIN_AUS) | {43} == SURVIVING_AUS

@@ -1,12 +1,15 @@
 """A contact sheet: each source face beside its augmented versions, captioned with labels.
 
 What a researcher looks at first: one row per source face, the source crop first, then every
-output of that face, each captioned with its target label.
+output of that face, each captioned with its target label. Outputs that blend rejected but
+kept (``--keep-rejected``) are shown too, framed in red, with what was rejected: the picture
+says why they will not ship.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -50,9 +53,17 @@ def _crop(image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA)
 
 
-def _tile(image: np.ndarray, lines: list[str]) -> np.ndarray:
+def rejection_caption(error: str) -> str:
+    """A short caption line for a rejected output: the first AU its reason names."""
+    found = re.search(r"AU(\d+)\D+?(\d+\.\d)", error or "")
+    return f"REJECTED: own AU{found[1]} {found[2]} left" if found else "REJECTED"
+
+
+def _tile(image: np.ndarray, lines: list[str], rejected: bool = False) -> np.ndarray:
     tile = np.full((TILE_PX + CAPTION_PX, TILE_PX, 3), 255, np.uint8)
     tile[:TILE_PX] = image
+    if rejected:
+        cv2.rectangle(tile, (1, 1), (TILE_PX - 2, TILE_PX - 2), (220, 30, 30), 3)
     for i, text in enumerate(lines):
         cv2.putText(tile, text, (4, TILE_PX + 14 + 15 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                     (20, 20, 20), 1, cv2.LINE_AA)
@@ -64,14 +75,22 @@ def write_contact_sheet(workdir: Path, path: Path, max_columns: int = 9) -> Path
     fits = read_manifest(Path(workdir) / FITS_FILE, FITS, run_first="augmentface fit3dmm").df
     labels = read_manifest(Path(workdir) / OUTPUT_DIR / LABELS_FILE, LABELS,
                            run_first="augmentface blend").df
-    labels = labels[labels["status"] == "ok"]
+    shown = (labels["status"] == "ok") | (
+        (labels["status"] == "rejected") & labels["output_path"].notna()
+    )
+    labels = labels[shown]
     rows = []
     for (image_path, face), group in labels.groupby(["image_path", "face_index"], sort=True):
         fit = fits[(fits.image_path == image_path) & (fits.face_index == face)].iloc[0]
         source = read_frame(image_path)
         tiles = [_tile(_crop(source, fit.bbox_px), ["source", Path(image_path).name[:24]])]
         for row in group.sort_values(["target_id", "sample"]).to_dict("records")[:max_columns]:
-            tiles.append(_tile(_crop(read_image(row["output_path"]), fit.bbox_px), caption(row)))
+            rejected = row["status"] == "rejected"
+            lines = caption(row)
+            if rejected:
+                lines = [lines[0], rejection_caption(row["error"])]
+            image = _crop(read_image(row["output_path"]), fit.bbox_px)
+            tiles.append(_tile(image, lines, rejected))
         rows.append(np.hstack(tiles))
     if not rows:
         sheet = _tile(np.full((TILE_PX, TILE_PX, 3), 255, np.uint8), ["no outputs"])

@@ -11,17 +11,21 @@ source shows of each AU beyond what the target asks for. Per AU that is the *sou
 with ``fitted_k`` the fit's bounded estimate (FACS 0–5) and ``noise_k`` the AU's identity noise
 (how much a person's own shape alone reads as that AU, ``face/data/identity_au_noise.json``):
 below it an estimate cannot be told from a person's face at rest, and nothing is left to
-survive. The mouth's opening is the exception (:data:`OPENINGS`): its texture is what lies
-behind it, and the render closes the lips over the teeth or paints the interior anew, so
-nothing of a source's parted lips survives.
+survive. Only AUs whose appearance the warp cannot undo count (:data:`SURVIVING_AUS`): those
+that fold or bunch the skin (their folds are texture, which the warp carries along), and a
+closed eye (there is no eye in the photo to open it onto). What the others do is geometry
+alone, and the warp replaces it in full: a parted mouth closes over its teeth or gets a new
+interior, a widened eye's lids come down, a stretched mouth narrows.
 
 A residual *contradicts* the label when a person would read the output otherwise
 (:func:`label_conflict`): the residual holds at least :data:`RESIDUAL_LIMIT` (FACS "B", slight
 but clear) of an AU that pulls a feature opposite to the target (a smile's 12 under a target
 with 15; brows raised under 4; see :data:`.prototype_blend.FEATURES`), or of a smile under a
 label of negative valence or a negative emotion, whatever AUs the target names: a sad face
-that still smiles reads happy. Kollias et al. avoid this by synthesizing from neutral frames
-only; with a labelled dataset, synthesis does the same by default.
+that still smiles reads happy. An AU label (``au_labelled``: the AU columns are the label, as
+for DISFA) is contradicted by any AU that survives that strongly beyond its labelled value.
+Kollias et al. avoid all this by synthesizing from neutral frames only; with a labelled
+dataset, synthesis does the same by default.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from augmentface.expression.prototype_blend import FEATURES
 
 #: FACS "B" (slight evidence): a residual at least this strong reads as the source's expression.
 RESIDUAL_LIMIT = 2.0
-#: AUs whose appearance is the mouth's opening, which the render replaces in full.
-OPENINGS = (25, 26)
+#: AUs whose appearance survives a replacement: the skin folds and bulges of those that have a
+#: detail map (render/detail_maps.py), and the closed eye.
+SURVIVING_AUS = frozenset({1, 2, 4, 6, 9, 10, 12, 14, 15, 17, 43})
 #: The AU whose survival reads as happiness, and the labels it contradicts.
 SMILE_AU = 12
 NEGATIVE_EMOTIONS = frozenset({"sadness", "anger", "fear", "disgust", "contempt"})
@@ -62,14 +67,15 @@ def source_residual(
     shown: np.ndarray, target: np.ndarray, au_numbers: Sequence[int]
 ) -> np.ndarray:
     """(K,) what survives of the source in the output: ``max(shown − target, 0)``, FACS units,
-    0 for the mouth's opening (:data:`OPENINGS`). ``au_numbers`` (K,) name the entries."""
+    for the AUs whose appearance survives (:data:`SURVIVING_AUS`), 0 for the others.
+    ``au_numbers`` (K,) name the entries."""
     shown, target = np.asarray(shown, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if shown.shape != target.shape or shown.shape != (len(au_numbers),):
         raise ValueError(
             f"shown {shown.shape}, target {target.shape} and {len(au_numbers)} AUs must match"
         )
     residual = np.maximum(shown - target, 0.0)
-    residual[[k for k, au in enumerate(au_numbers) if au in OPENINGS]] = 0.0
+    residual[[k for k, au in enumerate(au_numbers) if au not in SURVIVING_AUS]] = 0.0
     return residual
 
 
@@ -80,6 +86,7 @@ def label_conflict(
     *,
     valence: float = math.nan,
     emotion: str | None = None,
+    au_labelled: bool = False,
     limit: float = RESIDUAL_LIMIT,
 ) -> str | None:
     """Why the source residual contradicts the output's label, or None when it does not.
@@ -91,6 +98,8 @@ def label_conflict(
     au_numbers : the AUs (the rig's order).
     valence : the output's valence label in [-1, 1] (NaN when it has none).
     emotion : the output's emotion label, if any.
+    au_labelled : whether the AU intensities themselves are the label (AU and transfer
+        targets), so that every AU's residual counts.
     limit : the residual, FACS units, from which a surviving AU reads.
 
     Returns
@@ -113,6 +122,12 @@ def label_conflict(
                         f"the source's own AU{au} survives at {residual[index[au]]:.1f} "
                         f"against the target's {asked}"
                     )
+    if au_labelled and residual.max(initial=0.0) >= limit:
+        k = int(np.argmax(residual))
+        return (
+            f"the source's own AU{au_numbers[k]} survives at {residual[k]:.1f} beyond its "
+            f"label {target[k]:g}"
+        )
     smile = residual[index[SMILE_AU]] if SMILE_AU in index else 0.0
     negative = (emotion in NEGATIVE_EMOTIONS) or (
         math.isfinite(valence) and valence < NEGATIVE_VALENCE

@@ -130,6 +130,7 @@ def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str
         au_numbers,
         valence=float(target.get("valence", np.nan)),
         emotion=emotion if isinstance(emotion, str) else None,
+        au_labelled=target.get("kind") in AU_LABELLED_KINDS,
         limit=limit,
     )
     return [] if conflict is None else [conflict]
