@@ -62,7 +62,9 @@ def test_disfa_import_to_disfa_layout(tmp_path, disfa_root, monkeypatch):
     assert refused.exit_code == 2 and "--any-source" in refused.output
     _cli("synth-au", "--model", "model.pt", "--au", "12=3", "--au", "6=2", "--any-source", "-q")
     _cli("render", "-q")
-    _cli("blend", "--layout", "disfa", "-q")
+    # The frames are the smiling astronaut's: her smile would be rejected under these labels
+    # (test_pipeline); the layout is the subject here, so every output is kept.
+    _cli("blend", "--layout", "disfa", "--max-source-residual", "6", "-q")
 
     out = import_dataset("disfa", tmp_path / "augment/output/disfa")
     assert sorted(out["subject_id"].unique()) == ["SN001", "SN002", "SN003"]

@@ -271,7 +271,7 @@ def test_own_expression_reproduces_the_photo(model, landmarker, astronaut, metho
 def test_evaluate_measures_the_outputs(tmp_path, astronaut_file):
     work = tmp_path / "w"
     result = _cli(
-        "run", str(astronaut_file), "--au", "AU6=3,AU12=4", "--va", "0.4,0.2", "-w", str(work), "-q"
+        "run", str(astronaut_file), "--au", "AU6=5,AU12=5", "--va", "0.4,0.2", "-w", str(work), "-q"
     )
     assert result.exit_code == 0, result.output
     result = _cli("evaluate", "-w", str(work))
@@ -284,7 +284,7 @@ def test_evaluate_measures_the_outputs(tmp_path, astronaut_file):
     assert (evaluation.nme_dlib68 < 0.06).all() and (evaluation.nme_mediapipe < 0.05).all()
     assert (evaluation.seam_ratio < 1.2).all()
     summary = pd.read_csv(work / "output" / "evaluation_summary.csv")
-    assert set(summary.target_id) == {"AU6=3_AU12=4", "V+0.40_A+0.20"}
+    assert set(summary.target_id) == {"AU6=5_AU12=5", "V+0.40_A+0.20"}
 
 
 def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
@@ -293,7 +293,7 @@ def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
         "run",
         str(astronaut_file),
         "--au",
-        "AU6=3,AU12=4",  # her own smile: the source-residual gate lets it through
+        "AU6=5,AU12=5",  # her own smile: the source-residual gate lets it through
         "-w",
         str(strict),
         "--max-identity-distance",
@@ -312,7 +312,7 @@ def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):
         "run",
         str(astronaut_file),
         "--au",
-        "AU6=3,AU12=4",  # her own smile: the source-residual gate lets it through
+        "AU6=5,AU12=5",  # her own smile: the source-residual gate lets it through
         "-w",
         str(lenient),
         "-q",

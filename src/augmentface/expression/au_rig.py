@@ -89,6 +89,7 @@ _LOWER_LIP = _arc(topo.LIPS_OUTER, topo.LIPS_OUTER_UPPER_COUNT, False) + _arc(
 _MOUTH_CORNERS = (61, 291, 78, 308)
 _NOSE = (1, 4, 5, 195, 197, 6, 2, 94, 19)
 _CHIN_OUTLINE = (152, 148, 377, 176, 400, 149, 378)
+_CHIN_BOSS = (175, 199, 200)
 
 AU_SPECS: tuple[AUSpec, ...] = (
     AUSpec(1, "inner brow raiser", "frontalis, pars medialis",
@@ -156,7 +157,7 @@ AU_SPECS: tuple[AUSpec, ...] = (
            {291: (8.8, 13.5, -6), 308: (8.3, 12.8, -6), 409: (5.9, 9.8, -3),
             375: (5.9, 7.5, -3), 415: (5.4, 9.0, -3), 324: (5.4, 6.8, -3),
             0: (0, 2, 0), 13: (0, 2, 0), 14: (0, 2, 0), 17: (0, 2, 0)},
-           radius_mm=40, pins=_EYES + _NOSE + _CHIN_OUTLINE,
+           radius_mm=40, pins=(*_EYES, *_NOSE, *_CHIN_OUTLINE, *_CHIN_BOSS),
            notes="Lip corners pulled up and back toward the cheekbone: the smile."),
     AUSpec(14, "dimpler", "buccinator",
            {291: (-1, 0.5, -4), 308: (-1, 0.5, -4)},

@@ -6,9 +6,11 @@ broad smile's raised cheeks, folds and squint are in its texture, and only partl
 (the detail layer lifts the folds it knows). So an output keeps, in appearance, roughly what the
 source shows of each AU beyond what the target asks for. Per AU that is the *source residual*:
 
-    residual_k = max(shown_k - target_k, 0),   shown_k = max(fitted_k - noise_k, 0)
+    residual_k = max(shown_k - target_k, 0),   shown_k = clip(fitted_k - noise_k, 0, 5)
 
-with ``fitted_k`` the fit's bounded estimate (FACS 0–5) and ``noise_k`` the AU's identity noise
+with ``fitted_k`` the fit's signed estimate (what the replacement removes; the bounded 0–5
+estimate is a poor measure here: with its other AUs held at 0 or above, one AU can absorb a
+person's mouth shape) and ``noise_k`` the AU's identity noise
 (how much a person's own shape alone reads as that AU, ``face/data/identity_au_noise.json``):
 below it an estimate cannot be told from a person's face at rest, and nothing is left to
 survive. Only AUs whose appearance the warp cannot undo count (:data:`SURVIVING_AUS`): those
@@ -35,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from augmentface.expression.au_rig import INTENSITY_MAX
 from augmentface.expression.prototype_blend import FEATURES
 
 #: FACS "B" (slight evidence): a residual at least this strong reads as the source's expression.
@@ -50,17 +53,18 @@ NEGATIVE_VALENCE = -0.2
 
 
 def shown_intensities(fitted: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """(K,) what a photo shows of each AU beyond a person's own shape: ``max(fitted − noise, 0)``.
+    """(K,) what a photo shows of each AU beyond a person's own shape: ``fitted − noise``
+    within the FACS scale, 0–5 (an estimate beyond E says the AU is at its maximum).
 
     Parameters
     ----------
-    fitted : (K,) the fit's bounded AU estimate, FACS 0–5.
+    fitted : (K,) the fit's signed AU estimate, FACS units (``FaceFit.au_signed``).
     noise : (K,) each AU's identity noise, FACS units (``face.model.identity_au_noise``).
     """
     fitted, noise = np.asarray(fitted, dtype=np.float64), np.asarray(noise, dtype=np.float64)
     if fitted.shape != noise.shape:
         raise ValueError(f"fitted {fitted.shape} and noise {noise.shape} must match")
-    return np.maximum(fitted - noise, 0.0)
+    return np.clip(fitted - noise, 0.0, INTENSITY_MAX)
 
 
 def source_residual(

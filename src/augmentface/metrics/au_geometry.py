@@ -40,8 +40,13 @@ figures in brackets are the FACS rig's, :mod:`augmentface.expression.au_rig`, at
     As the eye closes, the lower lid rises a little toward the falling upper lid [from the eye
     line, which sinks with the lids: 0.41-0.43 of the upper lid's fall; from the iris: 0.24].
     A third leaves a closing eye (AU43) and a rising upper lid (AU5) alike small.
-:data:`LOWER_LIP_SHARE_OF_SMILE` = 0.4
-    A smile lifts the lower lip 0.4 times as far as the lip corners [0.42].
+:data:`LOWER_LIP_SHARE_OF_SMILE` = 0.15
+    A smile lifts the lower lip 0.15 times as far as the lip corners [0.15]: its corners curve
+    up, the lips' middle rises 2 mm (expression/au_rig.py, AU12).
+:data:`SMILE_PULL_DEG` = 57
+    A smile pulls the lip corners up and out at 57 degrees above the horizontal [56.9]; the
+    real broad smiles of the shared photos widen the mouth by about a fifth of an inter-pupil
+    distance and lift the corners by about a seventh (scripts/smile_geometry.py).
 
 On the rig's own fields every channel of a DISFA AU (and AU43) responds to its AU at least twice
 as much as to any other of those AUs, and more than to any other AU of the rig
@@ -102,14 +107,15 @@ upper lip above the inner lower lip.
     this distance nearly unchanged.
 ``lip_corner_pull`` — AU12 (zygomaticus major)
     AU12 pulls the lip corners up and out, obliquely toward the cheekbone. The channel is the
-    corners' position along that up-and-out diagonal, ``(width + height) / sqrt(2)``: height
+    corners' position along that pull, :data:`SMILE_PULL_DEG` above the outward horizontal,
+    ``width · cos + height · sin``: height
     the corners' mean height plus ``G`` × :data:`CORNER_SHARE_OF_GAP`, width
     ``mouth_half_width`` (half the distance between the corners) plus ``G`` ×
     :data:`CORNER_DRAW_IN_PER_GAP`, both as they would be with the lips closed, so that a jaw
     drop or parted lips do not read. Antagonist: AU15 lowers the corners.
 ``lip_corner_stretch`` — AU20 (risorius, platysma)
-    The same corners along the perpendicular, outward-and-down diagonal,
-    ``(width - height) / sqrt(2)``: AU20 pulls the corners sideways and elongates and flattens
+    The same corners along the perpendicular, outward-and-down direction,
+    ``width · sin − height · cos``: AU20 pulls the corners sideways and elongates and flattens
     the mouth, while a smile's oblique pull reads about 0 on it. Shared: AU15 pulls the
     corners down and a little out, which reads positive too; corner positions alone cannot
     tell the three corner AUs (12, 15, 20) apart, and this leaves the smile out.
@@ -191,7 +197,10 @@ NOSE_SHARE_OF_UPPER_LIP = 1.0 / 8.0
 LOWER_LID_SHARE_OF_CLOSURE = 1.0 / 3.0
 #: How far a smile lifts the lower lip, per unit of the lip corners' lift (iBUG-68's
 #: ``chin_raise``).
-LOWER_LIP_SHARE_OF_SMILE = 0.4
+LOWER_LIP_SHARE_OF_SMILE = 0.15
+#: The direction of a smile's pull on the lip corners, degrees above the outward horizontal.
+SMILE_PULL_DEG = 57.0
+_SMILE_PULL = np.array([np.cos(np.radians(SMILE_PULL_DEG)), np.sin(np.radians(SMILE_PULL_DEG))])
 
 
 @dataclass(frozen=True)
@@ -401,7 +410,7 @@ def _mouth_channels(frame: np.ndarray, points: _LandmarkSet) -> dict[str, float]
     # draws them in.
     closed_height = corner_height + CORNER_SHARE_OF_GAP * lip_gap
     closed_width = mouth_half_width + CORNER_DRAW_IN_PER_GAP * lip_gap
-    corner_pull = (closed_width + closed_height) * _DIAGONAL
+    corner_pull = closed_width * _SMILE_PULL[0] + closed_height * _SMILE_PULL[1]
     lower_lip_on_jaw = _height(frame, points.lower_lip) - JAW_LEVER * chin
     chin_raise = (
         _height(frame, points.chin_boss) - JAW_LEVER * chin
@@ -415,7 +424,7 @@ def _mouth_channels(frame: np.ndarray, points: _LandmarkSet) -> dict[str, float]
         "lip_corner_height": corner_height,
         "mouth_half_width": mouth_half_width,
         "lip_corner_pull": corner_pull,
-        "lip_corner_stretch": (closed_width - closed_height) * _DIAGONAL,
+        "lip_corner_stretch": closed_width * _SMILE_PULL[1] - closed_height * _SMILE_PULL[0],
         "lip_corner_to_mouth_line": corner_height
         - (inner_upper_lip - CORNER_SHARE_OF_GAP * lip_gap),
         "chin_raise": chin_raise,

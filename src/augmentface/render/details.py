@@ -218,16 +218,18 @@ def detail_weights(
 ) -> np.ndarray:
     """Per-map weights of one render: the intensity change from the photo to the target, / 5.
 
-    What the photo already shows is the fit's bounded estimate less the AU's identity noise
-    (how much of a person's own shape the fit reads as that AU), clipped at 0: only what the
-    fit can tell from the person's own shape counts as expression whose detail to flatten.
+    What the photo already shows is the fit's signed estimate less the AU's identity noise
+    (how much of a person's own shape the fit reads as that AU), clipped at 0
+    (:func:`augmentface.expression.source_residual.shown_intensities`): only what the fit can
+    tell from the person's own shape counts as expression whose detail to flatten.
 
     Parameters
     ----------
     maps : the maps the weights are for.
     au_numbers : (A,) the AU order of the intensity vectors (the rig's, ``model.rig.au_numbers``).
     target_intensities : (A,) FACS 0–5, the target's AUs.
-    fitted_intensities : (A,) FACS 0–5, the fit's estimate of the photo's AUs.
+    fitted_intensities : (A,) FACS units, the fit's signed estimate of the photo's AUs
+        (``FaceFit.au_signed``).
     identity_noise : (A,) FACS units (``augmentface.face.model.identity_au_noise``).
 
     Returns

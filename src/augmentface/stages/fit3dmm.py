@@ -152,6 +152,7 @@ def _face_row(source: FaceSource, index: int, n: int, shape, face: FaceDetection
         "identity_offsets_model_mm": fit.identity_offsets_model_mm,
         "expression_offsets_model_mm": fit.expression_offsets_model_mm,
         "au_intensities": fit.au_intensities,
+        "au_signed": fit.au_signed,
         "blendshape_scores": face.blendshape_scores,
         "status": "ok",
         "error": None,

@@ -83,7 +83,7 @@ FIT_COLUMNS_USED = (
     "rotation",
     "scale_px_per_mm",
     "expression_offsets_model_mm",
-    "au_intensities",
+    "au_signed",
 )
 
 
@@ -178,7 +178,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
                         maps,
                         model.rig.au_numbers,
                         row["au_intensities"],
-                        fit["au_intensities"],
+                        fit["au_signed"],
                         noise,
                     )
                     details = DetailsInput(maps, weights)

@@ -89,7 +89,7 @@ _SOURCE_IDS = (
 
 FITS = Schema(
     stage="fit3dmm",
-    version=2,
+    version=3,
     key=("image_path", "face_index"),
     columns=(
         *_KEY_FACE,
@@ -128,6 +128,14 @@ FITS = Schema(
             "array",
             "Fitted AU intensities in the order of the AU columns",
             unit="FACS 0–5",
+            shape=(N_AUS,),
+        ),
+        Column(
+            "au_signed",
+            "array",
+            "The fit's unbounded linear AU estimate, in the order of the AU columns: what the "
+            "replacement removes (beyond identity noise) and what the photo shows of each AU",
+            unit="FACS units",
             shape=(N_AUS,),
         ),
         *_AU_COLUMNS,

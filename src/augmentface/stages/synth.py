@@ -91,7 +91,7 @@ FIT_COLUMNS_USED = (
     "image_path",
     "face_index",
     "status",
-    "au_intensities",
+    "au_signed",
     "identity_offsets_model_mm",
     "blendshape_scores",
     *LABEL_AU_COLUMNS,
@@ -257,7 +257,7 @@ def run_synth(
             )
             au, offsets = face_source[1].realize(target, sample, rng)
             name = _source_name(face_source[1], target)
-            shown = shown_intensities(face["au_intensities"], noise)
+            shown = shown_intensities(face["au_signed"], noise)
             residual = source_residual(shown, au, model.rig.au_numbers)
             writer.add(_target_row(face, target, sample, name, au, offsets, residual))
             report.ok()
