@@ -57,7 +57,8 @@ from augmentface.metrics.geometry import (
 )
 from augmentface.metrics.identity import face_embedding, identity_distance
 from augmentface.metrics.measure import nearest_face
-from augmentface.render.face_render import RenderedFace, anchor_ring_px, render_expression
+from augmentface.render.face_render import RenderedFace, render_expression
+from augmentface.render.warp import anchor_ring_px
 
 NEUTRAL_SMILE = 0.15
 #: Width of one sheet column, px; every crop is scaled to it.

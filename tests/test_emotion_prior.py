@@ -19,7 +19,7 @@ EMFACS_CORE = {
     "happiness": {6, 12},
     "sadness": {1, 4, 15},
     "surprise": {1, 2, 5, 26},
-    "fear": {1, 2, 4, 5, 7, 20, 26},
+    "fear": {1, 2, 4, 5, 20, 26},
     "anger": {4, 5, 7, 23},
     "disgust": {9, 15, 16},
     "contempt": {12, 14},

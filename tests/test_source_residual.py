@@ -24,9 +24,9 @@ def _vector(values: dict[int, float]) -> np.ndarray:
 
 
 def test_residual_is_what_the_source_shows_beyond_identity_and_the_target():
-    shown = shown_intensities(_vector({12: 4.5, 6: 1.0}), _vector({12: 1.0, 6: 2.9}))
-    np.testing.assert_allclose(shown, _vector({12: 3.5}))
-    beyond = shown_intensities(_vector({6: 10.9}), _vector({6: 2.8}))  # no more than E
+    shown = shown_intensities(_vector({12: 4.5, 6: 1.0}), _vector({12: 0.5, 6: 2.9}))
+    np.testing.assert_allclose(shown, _vector({12: 3.5}))  # beyond two identity noises
+    beyond = shown_intensities(_vector({6: 12.9}), _vector({6: 2.8}))  # no more than E
     np.testing.assert_allclose(beyond, _vector({6: 5.0}))
     np.testing.assert_allclose(
         source_residual(shown, _vector({12: 2.0}), AUS), _vector({12: 1.5})

@@ -7,12 +7,12 @@ Face Reveals*, 2nd ed., 2005, and in Matsumoto & Ekman's FACS-coded prototypes):
 emotion     EMFACS prototype                 here
 ==========  ===============================  ==================================================
 neutral     —                                no AU
-happiness   6 + 12                           :data:`va_prior.ANCHORS` "happiness" (adds weak 25)
-sadness     1 + 4 + 15                       va_prior anchor "sadness" (adds 17)
+happiness   6 + 12                           :data:`va_prior.ANCHORS` "happiness" (adds 25)
+sadness     1 + 4 + 15                       va_prior anchor "sadness" (adds 17, 43)
 surprise    1 + 2 + 5B + 26                  va_prior anchor "surprise" (adds 25)
-fear        1 + 2 + 4 + 5 + 7 + 20 + 26      va_prior anchor "fear" (adds 25)
-anger       4 + 5 + 7 + 23                   va_prior anchor "anger"
-disgust     9 + 15 + 16                      va_prior anchor "disgust" (adds 10)
+fear        1 + 2 + 4 + 5 + 20 + 26          va_prior anchor "fear" (adds 25)
+anger       4 + 5 + 7 + 23                   va_prior anchor "anger" (adds 10 + 25 + 26)
+disgust     9 + 15 + 16                      va_prior anchor "disgust" (adds 10, 25)
 contempt    R12A + R14A (unilateral)         bilateral 14 at 2.5 + weak 12 at 1.0 (see below)
 ==========  ===============================  ==================================================
 

@@ -6,18 +6,19 @@ broad smile's raised cheeks, folds and squint are in its texture, and only partl
 (the detail layer lifts the folds it knows). So an output keeps, in appearance, roughly what the
 source shows of each AU beyond what the target asks for. Per AU that is the *source residual*:
 
-    residual_k = max(shown_k - target_k, 0),   shown_k = clip(fitted_k - noise_k, 0, 5)
+    residual_k = max(shown_k - target_k, 0),   shown_k = clip(fitted_k - 2 noise_k, 0, 5)
 
 with ``fitted_k`` the fit's signed estimate (what the replacement removes; the bounded 0–5
 estimate is a poor measure here: with its other AUs held at 0 or above, one AU can absorb a
-person's mouth shape) and ``noise_k`` the AU's identity noise
-(how much a person's own shape alone reads as that AU, ``face/data/identity_au_noise.json``):
-below it an estimate cannot be told from a person's face at rest, and nothing is left to
-survive. Only AUs whose appearance the warp cannot undo count (:data:`SURVIVING_AUS`): those
-that fold or bunch the skin (their folds are texture, which the warp carries along), and a
-closed eye (there is no eye in the photo to open it onto). What the others do is geometry
-alone, and the warp replaces it in full: a parted mouth closes over its teeth or gets a new
-interior, a widened eye's lids come down, a stretched mouth narrows.
+person's mouth shape) and ``noise_k`` the AU's identity noise (how much a person's own shape
+alone reads as that AU, ``face/data/identity_au_noise.json``, one standard deviation over
+neutral faces): within :data:`IDENTITY_MARGIN` of them an estimate cannot be told from a
+person's face at rest, and nothing is left to survive. Only AUs whose appearance the warp
+cannot undo count (:data:`SURVIVING_AUS`): those that fold or bunch the skin (their folds are
+texture, which the warp carries along), and a closed eye (there is no eye in the photo to open
+it onto). What the others do is geometry alone, and the warp replaces it in full: a parted
+mouth closes over its teeth or gets a new interior, a widened eye's lids come down, a
+stretched mouth narrows.
 
 A residual *contradicts* the label when a person would read the output otherwise
 (:func:`label_conflict`): the residual holds at least :data:`RESIDUAL_LIMIT` (FACS "B", slight
@@ -40,6 +41,10 @@ import numpy as np
 from augmentface.expression.au_rig import INTENSITY_MAX
 from augmentface.expression.prototype_blend import FEATURES
 
+#: Identity noises (SDs) an estimate must exceed to be the photo's expression rather than the
+#: person's face at rest: 2 leaves out what 95 % of neutral faces read (AU9's 2 SDs are 17
+#: units: a nose is rarely told from a wrinkled one).
+IDENTITY_MARGIN = 2.0
 #: FACS "B" (slight evidence): a residual at least this strong reads as the source's expression.
 RESIDUAL_LIMIT = 2.0
 #: AUs whose appearance survives a replacement: the skin folds and bulges of those that have a
@@ -53,8 +58,9 @@ NEGATIVE_VALENCE = -0.2
 
 
 def shown_intensities(fitted: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """(K,) what a photo shows of each AU beyond a person's own shape: ``fitted − noise``
-    within the FACS scale, 0–5 (an estimate beyond E says the AU is at its maximum).
+    """(K,) what a photo shows of each AU beyond a person's own shape:
+    ``fitted − IDENTITY_MARGIN × noise`` within the FACS scale, 0–5 (an estimate beyond E says
+    the AU is at its maximum).
 
     Parameters
     ----------
@@ -64,7 +70,7 @@ def shown_intensities(fitted: np.ndarray, noise: np.ndarray) -> np.ndarray:
     fitted, noise = np.asarray(fitted, dtype=np.float64), np.asarray(noise, dtype=np.float64)
     if fitted.shape != noise.shape:
         raise ValueError(f"fitted {fitted.shape} and noise {noise.shape} must match")
-    return np.clip(fitted - noise, 0.0, INTENSITY_MAX)
+    return np.clip(fitted - IDENTITY_MARGIN * noise, 0.0, INTENSITY_MAX)
 
 
 def source_residual(

@@ -7,16 +7,23 @@ circumplex figures of Russell 1980 and Scherer 2005) and has a prototypical AU c
 from EMFACS (Friesen & Ekman 1983; as tabulated in Ekman & Rosenberg 2005 and Matsumoto &
 Ekman's FACS-coded prototypes):
 
-===========  ========================  ==============================
-emotion      direction (V, A)          prototype AUs (EMFACS)
-===========  ========================  ==============================
-happiness    ( 0.80,  0.40)            6 + 12
-surprise     ( 0.15,  0.85)            1 + 2 + 5B + 26 (25)
-fear         (-0.55,  0.80)            1 + 2 + 4 + 5 + 7 + 20 + 26
-anger        (-0.70,  0.55)            4 + 5 + 7 + 23
-disgust      (-0.75,  0.25)            9 + 15 + 16 (10)
-sadness      (-0.70, -0.40)            1 + 4 + 15
-===========  ========================  ==============================
+===========  ========================  ================================================
+emotion      direction (V, A)          prototype AUs at full strength (EMFACS variant)
+===========  ========================  ================================================
+happiness    ( 0.80,  0.40)            6 + 12, lips parting over the teeth (25) from a
+                                       third of its strength
+surprise     ( 0.15,  0.85)            1 + 2 + 5 + 25 + 26 (a full jaw drop)
+fear         (-0.55,  0.80)            1 + 2 + 4 + 5 + 20 + 25 + 26 (the eyes at their
+                                       widest, brows raised and drawn together)
+anger        (-0.70,  0.55)            4 + 5 + 7 + 23, baring the teeth (10 + 25 + 26)
+                                       from half strength
+disgust      (-0.75,  0.25)            9 + 10 + 15 + 16 + 25 (16 and 25 from 0.4)
+sadness      (-0.70, -0.40)            1 + 4 + 15 + 17, lids drooping (43 at 1)
+===========  ========================  ================================================
+
+Each is an apex a person recognises: the intensities are FACS "D" to "E" for the AUs that carry
+the expression (checked by eye on the astronaut and the shared photos, and with an independent
+emotion classifier, ``tests/test_quality.py``; ``docs/realism.md``).
 
 The low-arousal half of the circumplex has no basic emotion; two project-chosen anchors cover it
 so every target gets a face: *relaxed/content* (0.65, -0.55) as a soft smile (12, a little 6) and
@@ -80,7 +87,7 @@ ANCHORS: tuple[EmotionAnchor, ...] = (
     EmotionAnchor("happiness", 0.80, 0.40, {6: 4.0, 12: 5.0, 25: 4.5}, onsets={25: 0.3}),
     EmotionAnchor("surprise", 0.15, 0.85, {1: 4.5, 2: 4.5, 5: 3.5, 25: 3.0, 26: 5.0}),
     EmotionAnchor("fear", -0.55, 0.80,
-                  {1: 4.0, 2: 3.5, 4: 3.0, 5: 4.5, 7: 2.0, 20: 4.5, 25: 3.0, 26: 2.5}),
+                  {1: 4.0, 2: 4.0, 4: 1.5, 5: 5.0, 20: 5.0, 25: 3.0, 26: 3.0}),
     EmotionAnchor("anger", -0.70, 0.55,
                   {4: 5.0, 5: 3.0, 7: 4.0, 23: 3.0, 10: 3.0, 25: 3.0, 26: 2.0},
                   onsets={10: 0.5, 25: 0.5, 26: 0.5}),

@@ -32,7 +32,7 @@ import numpy as np
 
 from augmentface.face import topology as topo
 from augmentface.metrics.artifacts import gradient_energy
-from augmentface.render.face_render import anchor_ring_px
+from augmentface.render.warp import anchor_ring_px
 
 __all__ = [
     "WarpStrain",

@@ -31,11 +31,7 @@ from augmentface.face.model import N_MESH_VERTICES, FaceModel
 from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.eyes import paint_eyes
 from augmentface.render.mouth import keeps_teeth_still, paint_mouth
-from augmentface.render.warp import anchor_ring_px, warp_face
-
-# anchor_ring_px belongs to the warp layer; it is re-exported because metrics.forehead and
-# scripts/realism_sheets.py import it from here, where it was defined before the layers.
-__all__ = ["RenderedFace", "anchor_ring_px", "render_expression"]
+from augmentface.render.warp import warp_face
 
 
 @dataclass(frozen=True)
