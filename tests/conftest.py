@@ -39,3 +39,23 @@ def shared_faces() -> Path:
     if not SHARED_FACES.is_dir():
         pytest.skip(f"{SHARED_FACES} not present")
     return SHARED_FACES
+
+
+@pytest.fixture(scope="session")
+def shared_photos(shared_faces, landmarker):
+    """Every shared photo with a face: (path, image scaled to at most 800 px, first face and its
+    blendshape scores by name), as the quality tests select their sources from."""
+    import cv2
+
+    from augmentface.imageio import read_image
+
+    photos = []
+    for path in sorted(shared_faces.glob("*.jpg")):
+        image = read_image(path)
+        scale = min(1.0, 800 / max(image.shape[:2]))
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = landmarker.detect(image)
+        if faces:
+            scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+            photos.append((path, image, faces[0], scores))
+    return photos

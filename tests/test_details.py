@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from augmentface.cli import app
 from augmentface.errors import UsageError
+from augmentface.expression.source_residual import IDENTITY_MARGIN
 from augmentface.face.model import N_MESH_VERTICES, identity_au_noise
 from augmentface.render.detail_maps import (
     BUILTIN_AUS,
@@ -140,7 +141,7 @@ def test_weights_are_the_change_from_what_the_photo_shows(model):
     weights = detail_weights(maps, aus, target, fitted, noise)
     weights = dict(zip(maps.au_numbers, weights, strict=True))
     assert weights[4] == pytest.approx(1.0)
-    smile_shown = max(4.0 - noise[aus.index(12)], 0.0)
+    smile_shown = max(4.0 - IDENTITY_MARGIN * noise[aus.index(12)], 0.0)
     assert weights[12] == pytest.approx(-smile_shown / 5)  # the smile's fold goes with it
     assert weights[1] == 0.0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,16 +30,11 @@ HAPPY_POINT = (0.8, 0.4)
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, shared_faces, landmarker, astronaut):
+def evaluated(tmp_path_factory, shared_photos, astronaut):
     work = tmp_path_factory.mktemp("quality")
     inputs = work / "inputs"
     write_image_atomic(inputs / "astronaut.png", astronaut)
-    for path in sorted(shared_faces.glob("*.jpg")):
-        image = read_image(path)
-        scale = min(1.0, 800 / max(image.shape[:2]))
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        faces = landmarker.detect(image)
-        scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+    for path, image, _, scores in shared_photos:
         if scores["mouthSmileLeft"] < 0.15:
             write_image_atomic(inputs / f"{path.stem}.png", image)
     targets = [emotion_target("neutral")]

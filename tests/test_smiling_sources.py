@@ -8,7 +8,6 @@ classifier, the rest being fixed or rejected with a reason. Run with ``-s`` for 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,14 +22,9 @@ TARGETS = (emotion_target("sadness"), emotion_target("anger"))
 
 
 @pytest.fixture(scope="module")
-def smiling_inputs(tmp_path_factory, shared_faces, landmarker):
+def smiling_inputs(tmp_path_factory, shared_photos):
     inputs = tmp_path_factory.mktemp("smiling") / "inputs"
-    for path in sorted(shared_faces.glob("*.jpg")):
-        image = read_image(path)
-        scale = min(1.0, 800 / max(image.shape[:2]))
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        faces = landmarker.detect(image)
-        scores = dict(zip(faces[0].blendshape_names, faces[0].blendshape_scores, strict=True))
+    for path, image, _, scores in shared_photos:
         if min(scores["mouthSmileLeft"], scores["mouthSmileRight"]) >= 0.85:
             write_image_atomic(inputs / f"{path.stem}.png", image)
     return inputs

@@ -10,9 +10,7 @@ source, median V/A per class), so a file can be inspected without this package::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import numpy as np
 from augmentface.atomic import atomic_write_with
 from augmentface.expression.class_models import ClassModelConfig, ClassModelError, ClassModelSet
 from augmentface.expression.splocs import SplocsConfig
+from augmentface.npz_files import header_array, read_npz
 
 FORMAT = "augmentface-class-models"
 FORMAT_VERSION = 1
@@ -53,7 +52,7 @@ def save_class_models(models: ClassModelSet, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ClassModelError(f"{path}: class models are saved as .npz")
-    header = np.frombuffer(json.dumps(_header(models), default=int).encode(), dtype=np.uint8)
+    header = header_array(_header(models))
     arrays = {name: getattr(models, name) for name in _ARRAYS}
 
     def write(tmp: Path) -> None:
@@ -66,18 +65,7 @@ def save_class_models(models: ClassModelSet, path: str | Path) -> Path:
 
 def read_header(path: str | Path) -> dict:
     """The JSON header of a class-model file (raises :class:`ClassModelError` if unreadable)."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(data["header_json"].tobytes())
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ClassModelError(f"{path}: not a class-model file ({exc})") from exc
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
-        raise ClassModelError(
-            f"{path}: format {header.get('format')!r} v{header.get('version')}, "
-            f"expected {FORMAT!r} v{FORMAT_VERSION}"
-        )
-    return header
+    return read_npz(path, "class-model", FORMAT, FORMAT_VERSION, ClassModelError)[0]
 
 
 def load_class_models(path: str | Path, face_model_id: str) -> ClassModelSet:

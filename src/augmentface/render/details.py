@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,6 +51,7 @@ from augmentface.atomic import atomic_write_bytes
 from augmentface.errors import UsageError
 from augmentface.expression.source_residual import shown_intensities
 from augmentface.face.model import FaceModel
+from augmentface.npz_files import header_array, read_npz
 from augmentface.render.rasterize import (
     _barycentric_affines,
     _signed_areas_px2,
@@ -168,7 +168,7 @@ def save_detail_maps(maps: DetailMaps, path: str | Path) -> Path:
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
-        header_json=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+        header_json=header_array(header),
         log_ratio_uv=maps.log_ratio_uv,
     )
     atomic_write_bytes(path, buffer.getvalue())
@@ -185,17 +185,9 @@ def load_detail_maps(path: str | Path, model: FaceModel) -> DetailMaps:
         (its UV layout and AUs may differ).
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(data["header_json"].tobytes())
-            log_ratio_uv = data["log_ratio_uv"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"{path}: not a detail-maps file ({exc})") from exc
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
-        raise UsageError(
-            f"{path}: format {header.get('format')!r} v{header.get('version')}, "
-            f"expected {FORMAT!r} v{FORMAT_VERSION}"
-        )
+    header, arrays = read_npz(
+        path, "detail-maps", FORMAT, FORMAT_VERSION, UsageError, ("log_ratio_uv",)
+    )
     if header["face_model_id"] != model.model_id:
         raise UsageError(
             f"{path}: made for face model {header['face_model_id']}, but this installation has "
@@ -203,7 +195,7 @@ def load_detail_maps(path: str | Path, model: FaceModel) -> DetailMaps:
         )
     return DetailMaps(
         tuple(int(a) for a in header["au_numbers"]),
-        log_ratio_uv,
+        arrays["log_ratio_uv"],
         header["face_model_id"],
         header["source"],
     )
