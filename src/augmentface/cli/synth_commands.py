@@ -261,7 +261,7 @@ def synth_au_train_details(
     ] = 3.0,
     quiet: Quiet = False,
 ) -> None:
-    from augmentface.expression.details_learn import DetailLearnConfig, learn_detail_maps
+    from augmentface.stages.train_details import DetailLearnConfig, learn_detail_maps
 
     configure_logging(quiet)
     config = run_or_exit(

@@ -31,7 +31,7 @@ active maps at that level, at the pixels of the target mesh's skin triangles; ev
 keeps its value exactly.
 
 Built-in maps are :func:`augmentface.render.detail_maps.builtin_detail_maps`; learned ones come
-from :mod:`augmentface.expression.details_learn`.
+from :mod:`augmentface.stages.train_details`.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ from augmentface.face.model import FaceModel
 from augmentface.npz_files import header_array, read_npz
 from augmentface.render.rasterize import (
     _barycentric_affines,
-    _signed_areas_px2,
     barycentric_at,
+    signed_areas_px2,
     triangle_id_buffer,
 )
 
@@ -346,8 +346,8 @@ def _px_per_uv(local_px: np.ndarray, model: FaceModel) -> float:
     """Pixels per unit of UV on this face: the square root of the skin's area in pixels over
     its area in UV, over the triangles that face the camera."""
     triangles = model.triangles[model.topology.skin_triangles]
-    area_px = _signed_areas_px2(local_px, triangles)
-    area_uv = _signed_areas_px2(model.mesh.uv, triangles)
+    area_px = signed_areas_px2(local_px, triangles)
+    area_uv = signed_areas_px2(model.mesh.uv, triangles)
     # The UV layout and the image both have y down: a front-facing triangle keeps its sign.
     facing = (area_px * area_uv) > 0
     if not facing.any():

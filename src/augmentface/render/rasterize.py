@@ -156,7 +156,7 @@ def barycentric_at(
     return rows, cols, tri, bary
 
 
-def _signed_areas_px2(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def signed_areas_px2(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(T,) float64 signed triangle areas in px² (sign gives the winding in image axes)."""
     a, b, c = (verts_px[triangles[:, k]].astype(np.float64) for k in range(3))
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
@@ -186,8 +186,8 @@ def folded_triangles(
         (T,) bool. True where the signed area changed sign (or was zero in the source) or the
         target area is below ~0.05 px².
     """
-    src_area_px2 = _signed_areas_px2(src_verts_px, triangles)
-    dst_area_px2 = _signed_areas_px2(dst_verts_px, triangles)
+    src_area_px2 = signed_areas_px2(src_verts_px, triangles)
+    dst_area_px2 = signed_areas_px2(dst_verts_px, triangles)
     flipped = src_area_px2 * dst_area_px2 <= 0.0
     return flipped | (np.abs(dst_area_px2) < _MIN_AREA_PX2)
 

@@ -43,7 +43,7 @@ from augmentface.render.details import (
     save_detail_maps,
     uv_texels,
 )
-from augmentface.render.rasterize import _signed_areas_px2
+from augmentface.render.rasterize import signed_areas_px2
 from augmentface.stages.common import frame_order, progress
 from augmentface.stages.fitted import read_fitted
 from augmentface.stages.schemas import LABEL_AU_COLUMNS
@@ -105,8 +105,8 @@ class UVUnwrap:
         self.rows, self.cols, self.tri, self.bary = uv_texels(model, size)
         self.corners = model.triangles[self.tri]  # (M, 3) vertex indices of each texel's triangle
         self._triangles = model.triangles
-        self._uv_sign = np.sign(_signed_areas_px2(model.mesh.uv, model.triangles))
-        area_uv = np.abs(_signed_areas_px2(model.mesh.uv, model.triangles))
+        self._uv_sign = np.sign(signed_areas_px2(model.mesh.uv, model.triangles))
+        area_uv = np.abs(signed_areas_px2(model.mesh.uv, model.triangles))
         self._skin_area_uv = area_uv[model.topology.skin_triangles].sum()
         self._skin = model.topology.skin_triangles
 
@@ -125,7 +125,7 @@ class UVUnwrap:
         """
         verts = np.asarray(landmarks_px, dtype=np.float64)[:N_MESH_VERTICES, :2]
         points = np.einsum("mk,mkd->md", self.bary, verts[self.corners]).astype(np.float32)
-        area_px = _signed_areas_px2(verts, self._triangles)
+        area_px = signed_areas_px2(verts, self._triangles)
         # Both the layout and the frame have y down: a triangle facing the camera keeps its sign.
         facing = np.sign(area_px) == self._uv_sign
         h, w = image_rgb.shape[:2]
@@ -212,7 +212,7 @@ def learn_detail_maps(config: DetailLearnConfig, quiet: bool = True) -> LearnedD
     subjects: dict[str, list[Mapping]] = {}
     for row in sorted(fits.to_dict("records"), key=lambda r: frame_order(r["image_path"])):
         subjects.setdefault(str(row["subject_id"]), []).append(row)
-    neutral = {s: [r for r in rows if _is_neutral(r)] for s, rows in subjects.items()}
+    neutral = {s: [r for r in rows if is_neutral_face(r)] for s, rows in subjects.items()}
     used = [s for s in subjects if neutral[s]]
     if not used:
         raise UsageError(
@@ -265,13 +265,6 @@ def learn_detail_maps(config: DetailLearnConfig, quiet: bool = True) -> LearnedD
         failed,
         float(np.any(coefficients != 0, axis=0).mean()),
     )
-
-
-def _is_neutral(row: Mapping) -> bool:
-    """:func:`is_neutral_face` of a manifest row whose missing emotion label reads as NaN (an
-    unlabelled string column), which that test would take for an emotion."""
-    emotion = row.get("label_emotion")
-    return is_neutral_face({**row, "label_emotion": None if pd.isna(emotion) else emotion})
 
 
 class _Reference:
