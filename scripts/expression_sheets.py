@@ -21,40 +21,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from photos import first_faces
+from photos import first_faces, render_aus
 from skimage import data
 
 from augmentface.atomic import atomic_write_bytes
-from augmentface.blend import blend_face
 from augmentface.expression.emotion_prior import emotion_aus
 from augmentface.face.detect import DetectConfig, FaceDetection, FaceLandmarker
-from augmentface.face.fitting import fit_face
-from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
-from augmentface.render.detail_maps import BUILTIN_AUS, builtin_detail_maps
-from augmentface.render.details import DetailsInput, detail_weights
-from augmentface.render.face_render import render_expression
+from augmentface.face.model import FaceModel, load_face_model
+from augmentface.render.detail_maps import BUILTIN_AUS
 
 EMOTIONS = ("happiness", "surprise", "sadness", "anger", "fear", "disgust")
 DETAIL_INTENSITY = 4.0
 NEUTRAL_SMILE = 0.15
 PANEL_PX = 300
-
-
-def render(
-    image: np.ndarray, face: FaceDetection, aus: dict[int, float], model: FaceModel, details: bool
-) -> np.ndarray:
-    """The photo with the face's expression replaced by ``aus``, blended back."""
-    fit = fit_face(face.landmarks_px, model)
-    target = model.rig.vector(aus)
-    layer = None
-    if details:
-        maps = builtin_detail_maps(model)
-        noise = identity_au_noise(model.rig.au_numbers)
-        weights = detail_weights(maps, model.rig.au_numbers, target, fit.au_signed, noise)
-        layer = DetailsInput(maps, weights)
-    delta = fit.expression_change_px(model.rig.offsets(target))
-    rendered = render_expression(image, face.landmarks_px, delta, model, details=layer)
-    return blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi)
 
 
 def face_crop(image: np.ndarray, face: FaceDetection) -> np.ndarray:
@@ -80,7 +59,7 @@ def sheet(title: str, people, aus: dict[int, float], model: FaceModel) -> np.nda
     rows = []
     for image, face in people:
         panels = [face_crop(image, face)]
-        panels += [face_crop(render(image, face, aus, model, d), face) for d in (False, True)]
+        panels += [face_crop(render_aus(image, face, aus, model, d), face) for d in (False, True)]
         rows.append(np.hstack(panels))
     width = rows[0].shape[1]
     header = [strip(title, width), strip("source | without details | with details", width)]

@@ -13,10 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augmentface.blend import blend_face
 from augmentface.face.detect import FaceDetection, FaceLandmarker
 from augmentface.face.fitting import FITTED_AUS, fit_face
-from augmentface.face.model import FaceModel
+from augmentface.face.model import FaceModel, identity_au_noise
 from augmentface.imageio import list_images, read_image
+from augmentface.render.detail_maps import builtin_detail_maps
+from augmentface.render.details import DetailsInput, detail_weights
+from augmentface.render.face_render import render_expression
 
 MAX_SIDE = 800
 
@@ -47,3 +51,21 @@ def signed_estimates(
     columns = [model.rig.au_numbers.index(au) for au in FITTED_AUS]
     for path, _, face in first_faces(folder, landmarker):
         yield path, face, fit_face(face.landmarks_px, model).au_signed[columns]
+
+
+def render_aus(
+    image: np.ndarray, face: FaceDetection, aus: dict[int, float], model: FaceModel, details: bool
+) -> np.ndarray:
+    """The photo with the face's expression replaced by ``aus``, blended back, as the render
+    and blend stages make it (``details``: with the built-in detail maps)."""
+    fit = fit_face(face.landmarks_px, model)
+    target = model.rig.vector(aus)
+    layer = None
+    if details:
+        maps = builtin_detail_maps(model)
+        noise = identity_au_noise(model.rig.au_numbers)
+        weights = detail_weights(maps, model.rig.au_numbers, target, fit.au_signed, noise)
+        layer = DetailsInput(maps, weights)
+    delta = fit.expression_change_px(model.rig.offsets(target))
+    rendered = render_expression(image, face.landmarks_px, delta, model, details=layer)
+    return blend_face(image, rendered.image_rgb, rendered.alpha, rendered.roi)

@@ -8,8 +8,11 @@ import pytest
 
 from augmentface.face import topology as topo
 from augmentface.render.mouth import (
+    JAW_LIP_PER_CHIN_DROP,
+    REST_LOWER_TEETH_SHOW_WIDTH_FRACTION,
     REST_TEETH_SHOW_WIDTH_FRACTION,
-    TEETH_SKIN_LUMA_RATIO,
+    TEETH_LIT_SKIN_LUMA_RATIO,
+    lower_teeth_show_px,
     mouth_opening_px,
     paint_mouth_cavity,
     teeth_rgb_from_skin,
@@ -201,9 +204,7 @@ def test_teeth_band_shows_what_the_upper_lip_bares(teeth_show_px: float) -> None
     """Given how far the lip bares the teeth, the band is that tall in the middle (teeth are
     fixed to the skull), and never fills the whole opening."""
     polygon_px = _inner_lip_polygon_px(2.0, opening_px=24.0, centre_px=(160.0, 80.0))
-    _, painted_rgb = _paint(
-        polygon_px, shape=(240, 320), lip_px=20.0, teeth_show_px=teeth_show_px
-    )
+    _, painted_rgb = _paint(polygon_px, shape=(240, 320), lip_px=20.0, teeth_show_px=teeth_show_px)
     column = _opening_column_luma(polygon_px, painted_rgb, 160)
     teeth_rows = np.flatnonzero(column > 0.5 * (column.max() + column.min()))
     assert teeth_rows[0] <= 1
@@ -234,13 +235,56 @@ def test_teeth_show_more_as_the_upper_lip_rises() -> None:
     assert upper_teeth_show_px(src, lowered) == 0.0
 
 
+def _jaw_and_lip_moved(lip_drop_px: float, chin_drop_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """A (468, 2) mesh with the test mouth, and a copy whose lower inner lip drops by
+    ``lip_drop_px`` and chin by ``chin_drop_px`` (image y down)."""
+    src, dst = _mesh_with_mouth()
+    dst[list(topo.LIPS_INNER[topo.LIPS_INNER_UPPER_COUNT :]), 1] += lip_drop_px
+    dst[152, 1] += chin_drop_px
+    return src, dst
+
+
+def test_lower_teeth_show_as_the_lip_drops_away_from_the_jaw() -> None:
+    """The lower teeth go with the jaw: a lip that drops with it bares nothing more, a lip
+    that drops away from it (AU25) bares them, a lip pushed up (AU17) covers them."""
+    rest = lower_teeth_show_px(*_mesh_with_mouth())
+    assert rest == pytest.approx(REST_LOWER_TEETH_SHOW_WIDTH_FRACTION * 160.0, rel=0.01)
+    assert lower_teeth_show_px(*_jaw_and_lip_moved(6.0, 0.0)) == pytest.approx(rest + 6.0)
+    jaw_only = _jaw_and_lip_moved(JAW_LIP_PER_CHIN_DROP * 20.0, 20.0)
+    assert lower_teeth_show_px(*jaw_only) == pytest.approx(rest)
+    assert lower_teeth_show_px(*_jaw_and_lip_moved(-10.0, 0.0)) == 0.0
+
+
+def test_jaw_ratio_is_the_rigs(model) -> None:
+    """The lower lip's drop per chin drop in :data:`JAW_LIP_PER_CHIN_DROP` is the rig's AU26."""
+    jaw = model.rig.fields_model_mm[model.rig.au_numbers.index(26)]
+    assert jaw[14, 1] / jaw[152, 1] == pytest.approx(JAW_LIP_PER_CHIN_DROP, abs=0.01)
+
+
+def test_closed_jaw_smile_fills_its_opening_with_teeth() -> None:
+    """With the jaw closed, the upper teeth reach down to the lower teeth, which stand up from
+    the lower lip: no dark band across the middle; the corners stay dark (buccal corridors).
+    A jaw that drops leaves the dark between the two rows."""
+    polygon_px = _inner_lip_polygon_px(2.0, opening_px=24.0, centre_px=(160.0, 80.0))
+    kwargs = {"shape": (240, 320), "lip_px": 20.0}
+    _, smile_rgb = _paint(polygon_px, teeth_show_px=36.0, lower_teeth_show_px=14.0, **kwargs)
+    # Across a central incisor (the midline is the notch between the two).
+    middle = _opening_column_luma(polygon_px, smile_rgb, 172)
+    teeth_luma = middle.max()
+    assert middle.min() > 0.6 * teeth_luma
+    corner = _opening_column_luma(polygon_px, smile_rgb, 160 - 76)
+    assert corner.max() < 0.5 * teeth_luma
+    _, dropped_rgb = _paint(polygon_px, teeth_show_px=16.0, lower_teeth_show_px=6.0, **kwargs)
+    assert _opening_column_luma(polygon_px, dropped_rgb, 172).min() < 0.4 * teeth_luma
+
+
 def test_teeth_colour_follows_the_photos_skin() -> None:
-    """Lit teeth are a near-neutral white, brighter than the cheeks by the measured ratio."""
+    """Lit teeth are a near-neutral white, brighter than the cheeks by the calibrated ratio."""
     verts = np.zeros((468, 2))
     verts[:] = (5.0, 5.0)
     for skin in ([214.0, 170.0, 145.0], [90.0, 60.0, 50.0]):
         image = np.empty((10, 10, 3), np.uint8)
         image[:] = skin
         teeth = teeth_rgb_from_skin(image, verts)
-        assert _luma(teeth) == pytest.approx(TEETH_SKIN_LUMA_RATIO * _luma(skin), rel=0.02)
+        assert _luma(teeth) == pytest.approx(TEETH_LIT_SKIN_LUMA_RATIO * _luma(skin), rel=0.02)
         assert np.ptp(teeth) / _luma(teeth) < 0.5 * np.ptp(skin) / _luma(skin)

@@ -49,6 +49,9 @@ _TEETH_RGB = np.array([200.0, 190.0, 175.0])
 # chroma (RGB / luma), medians over the 12 shared photos that smile with parted lips
 # (ratio 1.12, interquartile range 1.04–1.21; python scripts/teeth_colour.py PHOTO_FOLDER).
 TEETH_SKIN_LUMA_RATIO = 1.12
+# The same statistic of our rendered smiles includes the layer's own shading (the upper lip's
+# shadow, the arch turning away, the gaps): lit teeth at this ratio make it read 1.12 too.
+TEETH_LIT_SKIN_LUMA_RATIO = 1.21
 _TEETH_CHROMA = np.array([1.07, 0.98, 0.93])
 _REFERENCE_SKIN_LUMA = 150.0
 # Upper teeth show this fraction of the local opening, at most this fraction of mouth width,
@@ -61,7 +64,22 @@ _UPPER_TEETH_WIDTH_CAP = 0.15
 # (Van Der Geld et al. 2008, Acta Odontol Scand 66:207, tooth display in smiling). The band
 # never fills the whole opening: the lower lip or the dark between the teeth shows below it.
 REST_TEETH_SHOW_WIDTH_FRACTION = 0.05
+# The lower incisors sit behind the upper ones and go with the mandible. A relaxed lower lip
+# leaves about 1 mm of them in view (Vig & Brundo 1978, J Prosthet Dent 39:502: 0.5 mm in
+# women, 1.2 mm in men; 2 % of a ~50 mm mouth); every millimetre the lip drops away from the
+# jaw (AU25, AU16) bares one more, while a jaw drop (AU26) takes lip and teeth down together.
+REST_LOWER_TEETH_SHOW_WIDTH_FRACTION = 0.02
+# The lower arch is narrower than the upper: its incisors and canines span about the middle
+# two thirds of the opening, fading out between these lateral fractions.
+_LOWER_TEETH_LATERAL = (0.8, 0.5)
 _MAX_TEETH_GAP_FRACTION = 0.78
+# The upper teeth fade into the dark of the buccal corridors between these fractions of the
+# half mouth width: the premolars turn away from the light toward the corners. Set so that the
+# share of a rendered smile's opening that is dark (below 0.45 of the cheeks' luminance) falls
+# among real smiles' (ours 0.07; real median 0.13, interquartile 0.06-0.23; python
+# scripts/teeth_colour.py PHOTO_FOLDER; without the fade ours was 0.01); corridors of 10-15 %
+# of the smile's width are usual (Moore et al. 2005, Am J Orthod Dentofacial Orthop 127:208).
+_UPPER_TEETH_LATERAL = (0.85, 0.55)
 # Boundaries between upper teeth (central/lateral incisor, canine, premolars) as fractions of the
 # half mouth width from the midline: a dental arch of ~25 mm radius seen from the front.
 _UPPER_TOOTH_EDGES = (0.0, 0.33, 0.56, 0.78, 0.92)
@@ -302,8 +320,32 @@ def _paint_lower_teeth(
     return _blend(rgb, teeth_rgb * shade[..., None], 0.9 * strength * alpha)
 
 
+def _paint_bared_lower_teeth(
+    rgb: np.ndarray,
+    geo: _PixelGeometry,
+    frame: _MouthFrame,
+    teeth_rgb: np.ndarray,
+    lower_teeth_show_px: float,
+) -> np.ndarray:
+    """Lower incisors standing up from the lower lip as far as it bares them.
+
+    Where the upper teeth come down in front of them they hide them (the upper teeth are
+    painted over this band); between the two biting edges only a jaw drop leaves the dark.
+    """
+    arch_px = lower_teeth_show_px * (1.0 - 0.3 * geo.lateral**2)
+    height_px = np.minimum(arch_px, _MAX_TEETH_GAP_FRACTION * geo.gap)
+    edge_v = geo.bottom - height_px
+    alpha = _coverage(geo.v - edge_v) * _smoothstep(*_LOWER_TEETH_LATERAL, geo.lateral)
+    below_edge_t = np.clip((geo.v - edge_v) / np.maximum(height_px, 1e-6), 0.0, 1.0)
+    gaps = _tooth_gaps(geo, frame.width_px, _LOWER_TOOTH_EDGES)
+    # Behind the upper teeth and under the upper lip's shade: darker than the upper teeth, and
+    # darkest at the biting edge, which the upper incisors overhang.
+    shade = 0.8 * (1.0 - 0.15 * gaps) * (1.0 - 0.25 * np.exp(-below_edge_t / 0.25))
+    return _blend(rgb, teeth_rgb * shade[..., None], alpha)
+
+
 def _upper_teeth_height_px(
-    geo: _PixelGeometry, frame: _MouthFrame, teeth_show_px: float | None
+    geo: _PixelGeometry, frame: _MouthFrame, teeth_show_px: float | None, max_gap_fraction: float
 ) -> np.ndarray:
     """(h, w) visible height of the upper teeth below the upper lip at each pixel's ``u``."""
     if teeth_show_px is None:
@@ -312,7 +354,7 @@ def _upper_teeth_height_px(
         )
     # The dental arch curves back and the lip line follows it: less shows toward the corners.
     arch_px = max(teeth_show_px, 0.0) * (1.0 - 0.3 * geo.lateral**2)
-    return np.minimum(arch_px, _MAX_TEETH_GAP_FRACTION * geo.gap)
+    return np.minimum(arch_px, max_gap_fraction * geo.gap)
 
 
 def _paint_upper_teeth(
@@ -322,13 +364,14 @@ def _paint_upper_teeth(
     teeth_rgb: np.ndarray,
     cavity_rgb: np.ndarray,
     teeth_show_px: float | None,
+    max_gap_fraction: float,
 ) -> np.ndarray:
     """Upper-teeth band hanging from the upper lip, receding and darkening toward the corners."""
     gaps = _tooth_gaps(geo, frame.width_px, _UPPER_TOOTH_EDGES)
-    height_px = _upper_teeth_height_px(geo, frame, teeth_show_px)
+    height_px = _upper_teeth_height_px(geo, frame, teeth_show_px, max_gap_fraction)
     # Rounded tooth tips leave small notches (embrasures) in the biting edge at each gap.
     edge_v = geo.top + height_px * (1.0 - 0.15 * gaps)
-    alpha = _coverage(edge_v - geo.v) * _smoothstep(0.98, 0.8, geo.lateral)
+    alpha = _coverage(edge_v - geo.v) * _smoothstep(*_UPPER_TEETH_LATERAL, geo.lateral)
     below_lip_t = np.clip((geo.v - geo.top) / np.maximum(height_px, 1e-6), 0.0, 1.0)
     # Gaps show most toward the biting edge, where neighbouring teeth round off.
     shade = (1.0 - 0.5 * geo.lateral**2) * (1.0 - 0.18 * gaps * (0.3 + 0.7 * below_lip_t))
@@ -347,14 +390,27 @@ def _interior_rgb(
     teeth_rgb: np.ndarray,
     lip_rgb: np.ndarray,
     teeth_show_px: float | None,
+    lower_teeth_show_px: float | None,
 ) -> np.ndarray:
     """(h, w, 3) float64 painted interior, back to front: cavity, tongue, lower, upper teeth."""
     rgb = _shade_cavity(geo, cavity_rgb)
     strength = _ramp(opening_px, frame)
     if strength > 0:
         rgb = _paint_tongue(rgb, geo, frame, lip_rgb, strength)
-        rgb = _paint_lower_teeth(rgb, geo, frame, teeth_rgb, strength)
-    return _paint_upper_teeth(rgb, geo, frame, teeth_rgb, cavity_rgb, teeth_show_px)
+        if lower_teeth_show_px is None:
+            rgb = _paint_lower_teeth(rgb, geo, frame, teeth_rgb, strength)
+    if lower_teeth_show_px is None:
+        # Without the lower teeth's place, keep some dark below the upper ones: teeth that
+        # fill a whole opening read as a mouthguard.
+        max_gap_fraction = _MAX_TEETH_GAP_FRACTION
+    else:
+        rgb = _paint_bared_lower_teeth(rgb, geo, frame, teeth_rgb, lower_teeth_show_px)
+        # The upper incisors may reach the lower lip, as in broad smiles; below it they are
+        # hidden behind the lip.
+        max_gap_fraction = 1.0
+    return _paint_upper_teeth(
+        rgb, geo, frame, teeth_rgb, cavity_rgb, teeth_show_px, max_gap_fraction
+    )
 
 
 def _dark_line_alpha(frame: _MouthFrame, x0: int, y0: int, shape: tuple[int, int]) -> np.ndarray:
@@ -385,6 +441,7 @@ def paint_mouth_cavity(
     lip_rgb: np.ndarray,
     teeth_rgb: np.ndarray | None = None,
     teeth_show_px: float | None = None,
+    lower_teeth_show_px: float | None = None,
     feather_px: float = 1.0,
 ) -> np.ndarray:
     """Paint an open mouth's interior inside the inner-lip contour.
@@ -406,8 +463,12 @@ def paint_mouth_cavity(
         tint of the lips and skin around the mouth.
     teeth_show_px : float | None
         How much of the upper teeth shows below the upper lip at the mouth's middle, px
-        (see :func:`upper_teeth_show_px`); at most 88 % of the local opening is teeth.
+        (see :func:`upper_teeth_show_px`); at most 78 % of the local opening is teeth, unless
+        ``lower_teeth_show_px`` is given (then the upper teeth may reach the lower lip).
         ``None`` shows a fixed share of the opening (36 %, at most 15 % of the mouth width).
+    lower_teeth_show_px : float | None
+        How much of the lower teeth shows above the lower lip at the mouth's middle, px (see
+        :func:`lower_teeth_show_px`). ``None`` shows a thin band of them in wide openings only.
     feather_px : float
         Soft edge against the lips, px: the paint fades out over about this distance beyond the
         (anti-aliased) polygon edge.
@@ -442,7 +503,14 @@ def paint_mouth_cavity(
             )
         geo = _pixel_geometry(frame, x0, y0, shape)
         interior_rgb = _interior_rgb(
-            geo, frame, opening_px, cavity_rgb, teeth_rgb, lip_rgb, teeth_show_px
+            geo,
+            frame,
+            opening_px,
+            cavity_rgb,
+            teeth_rgb,
+            lip_rgb,
+            teeth_show_px,
+            lower_teeth_show_px,
         )
     painted = _blend(crop_rgb, interior_rgb, alpha.astype(np.float64))
     out_rgb[y0:y1, x0:x1] = np.clip(np.round(painted), 0, 255).astype(np.uint8)
@@ -490,6 +558,7 @@ def paint_mouth(
         lip_rgb=lip_rgb,
         teeth_rgb=teeth_rgb_from_skin(image_rgb, src_verts_px),
         teeth_show_px=upper_teeth_show_px(src_verts_px, dst_verts_px),
+        lower_teeth_show_px=lower_teeth_show_px(src_verts_px, dst_verts_px),
     )
     return painted, True
 
@@ -497,7 +566,7 @@ def paint_mouth(
 def teeth_rgb_from_skin(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:
     """(3,) colour of lit teeth in this photo, from its cheeks (:func:`.cheek_skin_rgb`).
 
-    Teeth are a warm off-white (:data:`_TEETH_CHROMA`) at :data:`TEETH_SKIN_LUMA_RATIO` times
+    Teeth are a warm off-white (:data:`_TEETH_CHROMA`) at :data:`TEETH_LIT_SKIN_LUMA_RATIO` times
     the cheeks' luminance; a fifth of the skin's own chroma carries the photo's white balance.
 
     Parameters
@@ -508,7 +577,7 @@ def teeth_rgb_from_skin(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarr
     skin_rgb = cheek_skin_rgb(image_rgb, verts_px)
     skin_luma = max(float(_luma(skin_rgb)), 1.0)
     chroma = 0.8 * _TEETH_CHROMA + 0.2 * skin_rgb / skin_luma
-    return np.clip(chroma * min(TEETH_SKIN_LUMA_RATIO * skin_luma, 245.0), 0.0, 255.0)
+    return np.clip(chroma * min(TEETH_LIT_SKIN_LUMA_RATIO * skin_luma, 245.0), 0.0, 255.0)
 
 
 def upper_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> float:
@@ -530,6 +599,40 @@ def upper_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> f
     middle = list(topo.LIPS_INNER[upper // 2 - 1 : upper // 2 + 2])
     rise_px = float(((src_verts_px[middle, :2] - dst_verts_px[middle, :2]) @ frame.normal).mean())
     return max(REST_TEETH_SHOW_WIDTH_FRACTION * frame.width_px + rise_px, 0.0)
+
+
+#: The chin's lowest point: it moves with the mandible only (the lip and chin-boss fields pin
+#: it), so its drop is the jaw's.
+_CHIN = 152
+#: In a jaw drop the lower lip, farther from the jaw joint's axis, drops this many times as far
+#: as the chin's lowest point (the rig's AU26 field: 20.7 mm against 18.4 mm at E).
+JAW_LIP_PER_CHIN_DROP = 1.125
+
+
+def lower_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> float:
+    """How much of the lower teeth shows above the target's lower lip at its middle, px.
+
+    The lower teeth go with the mandible: what shows is the rest display
+    (:data:`REST_LOWER_TEETH_SHOW_WIDTH_FRACTION` of the mouth width) plus how far the middle
+    of the lower inner lip dropped from the source to the target *beyond* what the jaw's drop
+    (the chin's, :data:`JAW_LIP_PER_CHIN_DROP`) explains, measured across the mouth. A lip
+    pushed up (AU17) covers them.
+
+    Parameters
+    ----------
+    src_verts_px, dst_verts_px : (468, >=2) float
+        The fitted and the target mesh in the image frame (x, y px).
+    """
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    frame = _mouth_frame(dst_verts_px[inner, :2], upper)
+    lower = topo.LIPS_INNER[upper:]
+    middle = list(lower[len(lower) // 2 - 1 : len(lower) // 2 + 2])
+    moved_px = (dst_verts_px[:, :2] - src_verts_px[:, :2]) @ frame.normal
+    lip_drop_px = float(moved_px[middle].mean())
+    rest_px = REST_LOWER_TEETH_SHOW_WIDTH_FRACTION * frame.width_px
+    jaw_drop_px = JAW_LIP_PER_CHIN_DROP * float(moved_px[_CHIN])
+    return max(rest_px + lip_drop_px - jaw_drop_px, 0.0)
 
 
 def keeps_teeth_still(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> bool:
