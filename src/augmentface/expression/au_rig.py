@@ -147,9 +147,10 @@ AU_SPECS: tuple[AUSpec, ...] = (
     # above the lips' middle. So the corners pull up more than out (the lateral handles are
     # 0.7 of the vertical ones), and the lips' middle rises only 2 mm with them: the mouth
     # curves up at the corners instead of moving up whole. Rendered at the apex and
-    # re-detected, ours are 1.03 wide with their corners 0.09 above the middle (MediaPipe
-    # follows a rendered corner about half way). The fit reads those 17 real smiles at AU12
-    # 3.6-6.5, median 5.6 (scripts/au_amplitudes.py). Published: the corners travel
+    # re-detected, ours are 1.00 wide with their corners 0.10 above the middle (MediaPipe
+    # follows a rendered corner about half way) and their lips 0.17 apart (real 0.16). The
+    # fit reads those 17 real smiles at AU12 3.6-6.5, median 5.6 (scripts/au_amplitudes.py).
+    # Published: the corners travel
     # 6.5-12.1 mm, mean 9.3 mm, in maximal smiles (Jorge et al. 2012, Braz J
     # Otorhinolaryngol 78(2):41, 12 adults, Vicon); here 16 mm at E in the image plane, which
     # includes the 27 % widening that the mouth's outer landmarks carry.

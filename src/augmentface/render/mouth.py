@@ -339,8 +339,9 @@ def _paint_bared_lower_teeth(
     below_edge_t = np.clip((geo.v - edge_v) / np.maximum(height_px, 1e-6), 0.0, 1.0)
     gaps = _tooth_gaps(geo, frame.width_px, _LOWER_TOOTH_EDGES)
     # Behind the upper teeth and under the upper lip's shade: darker than the upper teeth, and
-    # darkest at the biting edge, which the upper incisors overhang.
-    shade = 0.8 * (1.0 - 0.15 * gaps) * (1.0 - 0.25 * np.exp(-below_edge_t / 0.25))
+    # darkest at the biting edge, which the upper incisors overhang; the narrow lower incisors
+    # stand close, so the gaps between them are faint.
+    shade = 0.8 * (1.0 - 0.08 * gaps) * (1.0 - 0.25 * np.exp(-below_edge_t / 0.25))
     return _blend(rgb, teeth_rgb * shade[..., None], alpha)
 
 
