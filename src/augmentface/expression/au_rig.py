@@ -150,10 +150,9 @@ AU_SPECS: tuple[AUSpec, ...] = (
     # re-detected, ours are 1.00 wide with their corners 0.10 above the middle (MediaPipe
     # follows a rendered corner about half way) and their lips 0.17 apart (real 0.16). The
     # fit reads those 17 real smiles at AU12 3.6-6.5, median 5.6 (scripts/au_amplitudes.py).
-    # Published: the corners travel
-    # 6.5-12.1 mm, mean 9.3 mm, in maximal smiles (Jorge et al. 2012, Braz J
-    # Otorhinolaryngol 78(2):41, 12 adults, Vicon); here 16 mm at E in the image plane, which
-    # includes the 27 % widening that the mouth's outer landmarks carry.
+    # Published: the corners travel 6.5-12.1 mm, mean 9.3 mm, in maximal smiles (Jorge et al.
+    # 2012, Braz J Otorhinolaryngol 78(2):41, 12 adults, Vicon); here 16 mm at E in the image
+    # plane, which includes the 27 % widening that the mouth's outer landmarks carry.
     AUSpec(12, "lip corner puller", "zygomaticus major",
            {291: (8.8, 13.5, -6), 308: (8.3, 12.8, -6), 409: (5.9, 9.8, -3),
             375: (5.9, 7.5, -3), 415: (5.4, 9.0, -3), 324: (5.4, 6.8, -3),
