@@ -23,6 +23,9 @@ What it measures, in images per second (median of 30 timed single-image calls af
    target: 100 outputs in under 60 s on one core.
 7. ``dataset``: ``import disfa`` and ``fit3dmm`` on its frames for a generated 200-frame
    640x480 DISFA-layout video (``bench_datasets.py``), frames per second of each.
+8. ``manifest``: ``ManifestWriter`` writing 2,000 and 8,000 fitted-face rows, each in a fresh
+   process (``bench_manifest.py``): rows per second and peak RSS, which must not grow with the
+   rows (ratio ~1).
 
 The learned AU models are timed by ``bench_learned_au.py`` (all cores, as a user trains them;
 ``make bench`` runs both).
@@ -73,6 +76,7 @@ import cv2
 import numpy as np
 import skimage.data
 from bench_datasets import bench_import_and_fit
+from bench_manifest import bench_manifest_writer
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import blend_face
@@ -258,9 +262,7 @@ def bench_size(path: Path, lm: FaceLandmarker, model: FaceModel, scratch: Path) 
                 lambda: blend_face(image, face.image_rgb, face.alpha, face.roi, "alpha")
             ),
             "encode_jpeg": time_call(lambda: encode_image(blended, ".jpg")),
-            "encode_write_jpeg": time_call(
-                lambda: out.write_bytes(encode_image(blended, ".jpg"))
-            ),
+            "encode_write_jpeg": time_call(lambda: out.write_bytes(encode_image(blended, ".jpg"))),
         },
         "floor": time_call(lambda: floor_one(path, maps, face.alpha, face.roi, out)),
         "end_to_end": time_call(lambda: end_to_end_one(path, lm, model, out)),
@@ -446,6 +448,15 @@ def print_report(results: dict) -> None:
         f"{d['frames']} video frames ({d['frame_size'][0]}x{d['frame_size'][1]}) "
         f"{d['fit_frames_per_s']:.1f} frames/s ({d['fitted_ok']} ok)"
     )
+    m = results["manifest"]
+    runs = ", ".join(
+        f"{n} rows {r['rows_per_s']:.0f} rows/s peak RSS {r['peak_rss_mb']:.0f} MB"
+        for n, r in m["runs"].items()
+    )
+    print(
+        f"\n8 manifest (parts of {m['part_rows']} rows): {runs}; peak RSS ratio "
+        f"{m['peak_rss_ratio']:.2f}"
+    )
     print("\ntargets (512x512, one core):")
     for name, v in results["verdicts"].items():
         print(
@@ -476,6 +487,7 @@ def main() -> None:
         pipeline = bench_pipeline(inputs["512x512"], scratch)
         evaluate_100 = bench_evaluate(scratch)
         dataset = bench_import_and_fit(scratch)
+        manifest = bench_manifest_writer(scratch)
     results = {
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -485,6 +497,7 @@ def main() -> None:
         "pipeline": pipeline,
         "evaluate_100": evaluate_100,
         "dataset": dataset,
+        "manifest": manifest,
         "verdicts": verdicts(sizes),
         "memory": {"max_rss_mb": max_rss_mb(), "tracemalloc_peak_end_to_end_mb": traced},
     }

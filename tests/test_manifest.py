@@ -1,4 +1,5 @@
-"""Tests for augmentface.manifest: Parquet round trips, metadata, validation, atomicity, resume."""
+"""Tests for augmentface.manifest: Parquet round trips, metadata, validation, atomicity, resume,
+parts."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from augmentface.manifest import (
     ManifestWriter,
     Schema,
     done_keys,
-    merge_rows,
     pack_array,
     read_manifest,
     read_meta,
     unpack_array,
     write_manifest,
 )
+from augmentface.manifest_parts import live_parts
 
 RUN_FIRST = "augmentface fit3dmm"
 SCHEMA = Schema(
@@ -296,7 +297,7 @@ def test_metadata_round_trip(tmp_path: Path) -> None:
     assert dt.datetime.fromisoformat(meta["written_utc"]) >= before
     assert read_manifest(path, SCHEMA, run_first=RUN_FIRST).meta == meta
     # The raw footer is plain JSON under the documented key.
-    assert json.loads(pq.read_schema(path).metadata[META_KEY]) == meta
+    assert json.loads(pq.read_schema(live_parts(path)[-1].path).metadata[META_KEY]) == meta
 
 
 def test_unserialisable_params_are_refused(tmp_path: Path) -> None:
@@ -348,6 +349,9 @@ def test_missing_manifest_names_the_command(tmp_path: Path) -> None:
         read_manifest(path, SCHEMA, run_first=RUN_FIRST)
     assert str(info.value) == f"{path}: not found; run `augmentface fit3dmm` first"
     assert isinstance(info.value, UsageError)
+    path.mkdir()  # a directory without a completed part is no manifest either
+    with pytest.raises(MissingManifestError, match="no completed part; run `augmentface fit3dmm"):
+        read_manifest(path, SCHEMA, run_first=RUN_FIRST)
 
 
 def test_wrong_stage_is_refused(tmp_path: Path) -> None:
@@ -374,6 +378,18 @@ def test_older_schema_version_is_refused_without_migration(tmp_path: Path) -> No
         read_manifest(path, SCHEMA, run_first=RUN_FIRST)
 
 
+def test_single_file_manifest_of_an_older_version_is_read(tmp_path: Path) -> None:
+    """Workdirs written before manifests became directories stay readable."""
+    path = tmp_path / "m.parquet"
+    write(tmp_path / "dir.parquet", make_rows())
+    live_parts(tmp_path / "dir.parquet")[0].path.rename(path)
+    got = read_manifest(path, SCHEMA, run_first=RUN_FIRST)
+    assert keys(got.df) == keys(make_rows())
+    write(path, make_rows(2))  # and a rewrite turns it into a directory
+    assert path.is_dir()
+    assert keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == keys(make_rows(2))
+
+
 def test_foreign_parquet_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.parquet"
     pd.DataFrame({"a": [1]}).to_parquet(path)
@@ -387,13 +403,17 @@ def test_foreign_parquet_file_is_refused(tmp_path: Path) -> None:
 # --- atomicity -------------------------------------------------------------------------------
 
 
+def _files(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
-def test_failed_write_leaves_previous_file_intact(
+def test_failed_write_leaves_previous_manifest_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     path = tmp_path / "m.parquet"
     write(path, make_rows(4, seed=1))
-    before = path.read_bytes()
+    before = _files(path)
     real_write_table = pq.write_table
 
     def write_half_then_fail(table, where, **kwargs):
@@ -406,8 +426,9 @@ def test_failed_write_leaves_previous_file_intact(
     with pytest.raises(type(error)):
         write(path, make_rows(6, seed=2))
 
-    assert path.read_bytes() == before
+    assert _files(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.parquet"]
+    assert keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == keys(make_rows(4))
 
 
 # --- resume ----------------------------------------------------------------------------------
@@ -417,43 +438,6 @@ def test_done_keys_lists_only_ok_rows() -> None:
     df = make_rows(5, failed=(1, 3))
     assert done_keys(df, SCHEMA) == {("img/000.jpg", 0), ("img/002.jpg", 0), ("img/004.jpg", 0)}
     assert done_keys(None, SCHEMA) == set()
-
-
-def test_merge_rows_replaces_retried_rows_in_place() -> None:
-    previous = make_rows(5, failed=(1, 3))
-    retry = make_rows(5, seed=9, failed=(3,)).iloc[[1, 3]]  # row 1 now ok, row 3 fails again
-    fresh = make_rows(7, seed=5, failed=()).iloc[[5, 6]]
-    merged = merge_rows(previous, pd.concat([fresh, retry]), SCHEMA)
-
-    assert keys(merged) == keys(previous) + keys(fresh)
-    assert not merged.duplicated(subset=list(SCHEMA.key)).any()
-    assert merged["status"].tolist() == ["ok", "ok", "ok", "no_face", "ok", "ok", "ok"]
-    np.testing.assert_array_equal(merged.at[1, "landmarks"], retry.at[1, "landmarks"])
-    np.testing.assert_array_equal(merged.at[0, "landmarks"], previous.at[0, "landmarks"])
-    SCHEMA.validate(merged)
-
-
-def test_merge_rows_without_previous_and_repeated_new_keys() -> None:
-    new = make_rows(3, failed=())
-    again = new.iloc[[0]].assign(status="render_failed")
-    merged = merge_rows(None, pd.concat([new, again], ignore_index=True), SCHEMA)
-    assert len(merged) == 3
-    assert merged.set_index("image").at["img/000.jpg", "status"] == "render_failed"
-    assert merge_rows(new, new.iloc[:0], SCHEMA).equals(new)
-
-
-def test_merge_rows_round_trips_through_disk(tmp_path: Path) -> None:
-    path = tmp_path / "m.parquet"
-    write(path, make_rows(4, failed=(2,)))
-    previous = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
-    todo = [k for k in keys(make_rows(6)) if k not in done_keys(previous, SCHEMA)]
-    assert todo == [("img/002.jpg", 0), ("img/004.jpg", 0), ("img/005.jpg", 1)]
-
-    redo = make_rows(6, seed=3, failed=()).iloc[[2, 4, 5]]
-    write(path, merge_rows(previous, redo, SCHEMA))
-    got = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
-    assert keys(got) == keys(make_rows(6))
-    assert set(got["status"]) == {"ok"}
 
 
 # --- ManifestWriter --------------------------------------------------------------------------
@@ -482,6 +466,7 @@ def test_writer_checkpoints_and_keeps_rows_on_exception(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.df.at[6, "landmarks"], rows[6]["landmarks"])
     assert got.meta["params"] == PROVENANCE["params"]
     assert [p.name for p in tmp_path.iterdir()] == ["m.parquet"]
+    assert [part.rows for part in live_parts(path)] == [3, 3, 1]  # appended, never rewritten
 
 
 def test_writer_saves_on_keyboard_interrupt(tmp_path: Path) -> None:
@@ -540,3 +525,72 @@ def test_writer_rejects_bad_rows(tmp_path: Path, change: dict, message: str) -> 
         writer.add(row)
     writer.close()
     assert read_manifest(tmp_path / "m.parquet", SCHEMA, run_first=RUN_FIRST).df.empty
+
+
+# --- parts ---------------------------------------------------------------------------------
+
+
+def test_writer_appends_parts_and_a_retried_row_replaces_the_failed_one(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    write(path, make_rows(4, failed=(1,)))
+    first = _files(path)
+    previous = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
+    retry = row_dicts(2, seed=5)[1]
+    with ManifestWriter(path, SCHEMA, previous, **PROVENANCE) as writer:
+        writer.add(retry)
+    assert {k: v for k, v in _files(path).items() if k in first} == first  # untouched
+    got = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
+    assert sorted(keys(got)) == sorted(keys(make_rows(4)))
+    assert set(got["status"]) == {"ok"}
+    np.testing.assert_array_equal(
+        got.set_index("image").at["img/001.jpg", "landmarks"], retry["landmarks"]
+    )
+
+
+def test_a_fresh_writer_replaces_another_jobs_parts(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    write(path, make_rows(5))
+    with ManifestWriter(path, SCHEMA, None, every_n=1, **PROVENANCE) as writer:
+        writer.add(row_dicts(1, seed=3)[0])
+        # The old rows are void from the new run's first part on, and removed.
+        assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 1
+        writer.add(row_dicts(2, seed=3)[1])
+    assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 2
+    assert sorted(p.name for p in path.iterdir() if p.suffix == ".parquet") == [
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    assert len(pd.read_parquet(path)) == 2  # plain pandas sees the same rows
+
+
+def test_a_part_without_its_marker_is_ignored_and_a_changed_part_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    write(path, make_rows(3))
+    with ManifestWriter(path, SCHEMA, make_rows(3), **PROVENANCE) as writer:
+        writer.add(row_dicts(5, seed=2)[4])
+    (path / "_part-00001.json").unlink()  # as if killed between the part and its marker
+    assert keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == keys(make_rows(3))
+    with ManifestWriter(path, SCHEMA, make_rows(3), **PROVENANCE) as writer:
+        writer.add(row_dicts(5, seed=2)[3])
+    assert sorted(p.index for p in live_parts(path)) == [0, 2]  # the next free index
+    part = live_parts(path)[0].path
+    part.write_bytes(part.read_bytes()[::-1])
+    with pytest.raises(UsageError, match="changed after it was written"):
+        read_manifest(path, SCHEMA, run_first=RUN_FIRST)
+
+
+def test_two_writers_on_one_manifest_never_overwrite_each_other(tmp_path: Path) -> None:
+    """Writers appending to one directory at once (shards of one stage) each get their own
+    parts, and a reader sees both runs' rows."""
+    path = tmp_path / "m.parquet"
+    write(path, make_rows(0))
+    rows = row_dicts(6)
+    a = ManifestWriter(path, SCHEMA, make_rows(0), every_n=1, **PROVENANCE)
+    b = ManifestWriter(path, SCHEMA, make_rows(0), every_n=1, **PROVENANCE)
+    for i, row in enumerate(rows):
+        (a if i % 2 else b).add(row)
+    a.close()
+    b.close()
+    assert sorted(keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df)) == sorted(
+        keys(make_rows(6))
+    )

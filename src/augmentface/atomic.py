@@ -21,7 +21,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-_FILE_MODE = _default_file_mode()
+#: Mode of every file written: the usual 0o666 less the process umask.
+FILE_MODE = _default_file_mode()
 
 
 @contextlib.contextmanager
@@ -41,7 +42,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

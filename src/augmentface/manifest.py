@@ -1,18 +1,23 @@
-"""Stage manifests: one Parquet file per stage, one row per item, described by a :class:`Schema`.
+"""Stage manifests: one Parquet dataset per stage, one row per item, described by a :class:`Schema`.
 
 Each stage reads the manifest of the stage before it and writes its own. A manifest carries
 the per-row results (``status`` is ``"ok"`` for finished rows, a short failure code otherwise,
-and ``error`` holds the message) and, in the Parquet footer under the key ``b"augmentface"``,
+and ``error`` holds the message) and, in each Parquet footer under the key ``b"augmentface"``,
 the provenance of the run: stage, schema version, package version, parameters, seed, face model.
 
+On disk a manifest is a directory of immutable parts with completion markers
+(:mod:`augmentface.manifest_parts`): a long run appends a part at each checkpoint instead of
+rewriting what it wrote before, so what it holds in memory and what a crash loses are one part,
+whatever the dataset's size, and ``pandas.read_parquet`` still reads the directory whole. A
+single Parquet file written by an older version is still read.
+
 Array columns (landmarks, coefficients, ...) are stored as a flat ``list<float32>`` (or
-``list<int32>``) per row, so any Parquet reader can open the file; :func:`read_manifest` gives
+``list<int32>``) per row, so any Parquet reader can open the files; :func:`read_manifest` gives
 them back as numpy arrays of the shape the schema declares.
 
-Resuming: :func:`done_keys` lists the rows already finished, :func:`merge_rows` folds a new batch
-of rows into the previous ones, and :class:`ManifestWriter` checkpoints a long loop to disk so a
-run killed half-way keeps its finished rows. Every write goes through :mod:`augmentface.atomic`,
-so an interrupted write leaves the previous manifest intact.
+Resuming: :func:`done_keys` lists the rows already finished, and :class:`ManifestWriter`
+checkpoints a long loop to disk so a run killed half-way keeps its finished parts; a retried
+row replaces the failed one. Every part and marker is written atomically.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from augmentface.atomic import atomic_write_with
 from augmentface.errors import MissingManifestError, UsageError
+from augmentface.manifest_parts import live_parts, read_parts, remove_void_parts, write_part
 
 __all__ = [
     "ERROR_COLUMN",
@@ -46,7 +51,6 @@ __all__ = [
     "ManifestWriter",
     "Schema",
     "done_keys",
-    "merge_rows",
     "pack_array",
     "read_manifest",
     "read_meta",
@@ -300,6 +304,38 @@ def unpack_array(cell: Any, shape: Sequence[int]) -> np.ndarray | None:
     return pack_array(cell).reshape(tuple(shape))
 
 
+#: Rows per part of a manifest written whole (:func:`write_manifest`).
+PART_ROWS = 2000
+
+
+def _table(df: pd.DataFrame, schema: Schema, meta: Mapping[str, Any]) -> pa.Table:
+    """``df`` as an Arrow table of ``schema``'s columns with the provenance in its footer."""
+    arrays = [_to_arrow(df[c.name], c) for c in schema.columns]
+    fields = [_field(c, a.type) for c, a in zip(schema.columns, arrays, strict=True)]
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
+
+
+def _provenance(
+    schema: Schema, params: Mapping[str, Any], seed: int | None, face_model_id: str | None
+) -> dict[str, Any]:
+    return {
+        "stage": schema.stage,
+        "schema_version": schema.version,
+        "package_version": _package_version(),
+        "params": _json_safe(dict(params)),
+        "seed": _json_safe(seed),
+        "face_model_id": face_model_id,
+        "written_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _make_room(path: Path) -> None:
+    """A single-file manifest of an older version gives way to the directory of parts."""
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+
+
 def write_manifest(
     path: str | os.PathLike[str],
     df: pd.DataFrame,
@@ -309,17 +345,18 @@ def write_manifest(
     seed: int | None,
     face_model_id: str | None,
 ) -> None:
-    """Validate ``df`` and write it atomically as a Parquet manifest with provenance metadata.
+    """Validate ``df`` and write it as the whole of a manifest, with provenance metadata.
 
-    The footer key ``b"augmentface"`` holds JSON with ``stage``, ``schema_version``,
-    ``package_version``, ``params`` (made JSON-safe), ``seed``, ``face_model_id`` and
-    ``written_utc``. The file is written beside ``path`` and then renamed over it, so an
-    interrupted write leaves the previous manifest untouched.
+    The footer key ``b"augmentface"`` of each part holds JSON with ``stage``,
+    ``schema_version``, ``package_version``, ``params`` (made JSON-safe), ``seed``,
+    ``face_model_id`` and ``written_utc``. The rows go into new parts of at most
+    :data:`PART_ROWS` rows, the first of which replaces the manifest's earlier parts; until
+    its marker is written, readers see the previous manifest whole.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Target file; its folder is created if needed.
+        The manifest directory; created if needed.
     df : pandas.DataFrame
         Rows with exactly ``schema``'s columns (the index is not stored).
     schema : Schema
@@ -338,88 +375,102 @@ def write_manifest(
         parameter is not JSON-serialisable.
     """
     schema.validate(df)
-    arrays = [_to_arrow(df[c.name], c) for c in schema.columns]
-    fields = [_field(c, a.type) for c, a in zip(schema.columns, arrays, strict=True)]
-    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    meta = {
-        "stage": schema.stage,
-        "schema_version": schema.version,
-        "package_version": _package_version(),
-        "params": _json_safe(dict(params)),
-        "seed": _json_safe(seed),
-        "face_model_id": face_model_id,
-        "written_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
-    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Return the provenance JSON stored in a manifest's footer (the rows are not read).
-
-    Raises
-    ------
-    MissingManifestError
-        If ``path`` does not exist.
-    UsageError
-        If the file is not Parquet or carries no augmentface metadata.
-    """
+    table = _table(df, schema, _provenance(schema, params, seed, face_model_id))
     path = Path(path)
-    if not path.is_file():
-        raise MissingManifestError(f"{path}: not found")
-    try:
-        file_meta = pq.read_schema(path).metadata or {}
-    except (pa.ArrowException, OSError) as exc:
-        raise UsageError(f"{path}: not a readable Parquet file ({exc})") from exc
+    _make_room(path)
+    for start in range(0, max(table.num_rows, 1), PART_ROWS):
+        write_part(path, table.slice(start, PART_ROWS), replaces=start == 0)
+    remove_void_parts(path)
+
+
+def _footer_meta(path: Path, schema: pa.Schema) -> dict[str, Any]:
+    file_meta = schema.metadata or {}
     if META_KEY not in file_meta:
         raise UsageError(f"{path}: not an augmentface manifest (no {META_KEY!r} metadata)")
     return json.loads(file_meta[META_KEY])
 
 
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the provenance JSON of a manifest's last part (the rows are not read).
+
+    Raises
+    ------
+    MissingManifestError
+        If ``path`` does not exist or holds no completed part.
+    UsageError
+        If a part is not Parquet or carries no augmentface metadata.
+    """
+    path = Path(path)
+    if path.is_dir():
+        parts = live_parts(path)
+        if not parts:
+            raise MissingManifestError(f"{path}: holds no completed part")
+        source = parts[-1].path
+    elif path.is_file():
+        source = path
+    else:
+        raise MissingManifestError(f"{path}: not found")
+    try:
+        return _footer_meta(source, pq.read_schema(source))
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(f"{source}: not a readable Parquet file ({exc})") from exc
+
+
 def read_manifest(path: str | os.PathLike[str], schema: Schema, *, run_first: str) -> Manifest:
-    """Read a manifest written by :func:`write_manifest` for ``schema``.
+    """Read a manifest written by :func:`write_manifest` or :class:`ManifestWriter`.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The manifest file.
+        The manifest directory (or the single file of an older version).
     schema : Schema
-        The schema the caller expects; stage and version must match the file's.
+        The schema the caller expects; stage and version must match the manifest's.
     run_first : str
         The command that produces this manifest, quoted in the error when it is missing.
 
     Returns
     -------
     Manifest
-        Rows (array columns as numpy arrays of the declared shape, None where null),
-        footer metadata and path.
+        Rows (array columns as numpy arrays of the declared shape, None where null; of a key
+        written more than once, the last row), provenance of the last part, and path.
 
     Raises
     ------
     MissingManifestError
-        If ``path`` does not exist; the message names ``run_first``.
+        If ``path`` does not exist or holds no completed part; the message names ``run_first``.
     UsageError
-        If the file belongs to another stage, has another schema version, or does not match
-        the schema.
+        If the manifest belongs to another stage, has another schema version, does not match
+        the schema, or a part changed after it was written.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingManifestError(f"{path}: not found; run `{run_first}` first")
-    meta = read_meta(path)
-    _check_origin(path, meta, schema, run_first)
-    table = pq.read_table(path)
-    stored = set(table.column_names)  # missing ones are reported by validate() below
-    scalars = [c.name for c in schema.columns if c.dtype != "array" and c.name in stored]
-    df = table.select(scalars).to_pandas()
     try:
-        for c in schema.columns:
-            if c.dtype == "array" and c.name in stored:
-                df[c.name] = _object_series(_cells_from_arrow(table[c.name], c.shape))
-        df = df[[n for n in schema.names if n in df.columns]]  # schema order
+        meta = read_meta(path)
+    except MissingManifestError as exc:
+        raise MissingManifestError(f"{exc}; run `{run_first}` first") from exc
+    _check_origin(path, meta, schema, run_first)
+    tables = read_parts(live_parts(path)) if path.is_dir() else [pq.read_table(path)]
+    try:
+        frames = [_frame(table, schema) for table in tables]
+        # Empty parts (a run that wrote nothing) add no rows, only concat's dtype warnings.
+        filled = [f for f in frames if len(f)] or frames[:1]
+        df = filled[0] if len(filled) == 1 else pd.concat(filled, ignore_index=True)
+        if set(schema.key) <= set(df.columns):
+            df = df.drop_duplicates(subset=list(schema.key), keep="last").reset_index(drop=True)
         schema.validate(df)
     except (UsageError, ValueError) as exc:
         raise UsageError(f"{path}: {exc}") from exc
     return Manifest(df=df, meta=meta, path=path)
+
+
+def _frame(table: pa.Table, schema: Schema) -> pd.DataFrame:
+    """The rows of one stored table, array columns as numpy arrays, in schema order."""
+    stored = set(table.column_names)  # missing ones are reported by validate()
+    scalars = [c.name for c in schema.columns if c.dtype != "array" and c.name in stored]
+    df = table.select(scalars).to_pandas()
+    for c in schema.columns:
+        if c.dtype == "array" and c.name in stored:
+            df[c.name] = _object_series(_cells_from_arrow(table[c.name], c.shape))
+    return df[[n for n in schema.names if n in df.columns]]
 
 
 def done_keys(df: pd.DataFrame | None, schema: Schema) -> set[tuple[Hashable, ...]]:
@@ -430,71 +481,29 @@ def done_keys(df: pd.DataFrame | None, schema: Schema) -> set[tuple[Hashable, ..
     return set(finished.itertuples(index=False, name=None))
 
 
-def merge_rows(previous: pd.DataFrame | None, new: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Fold ``new`` rows into ``previous``: same key replaces, other keys are appended.
-
-    The result keeps the order of ``previous`` (a replaced row stays where it was), followed by
-    the rows of ``new`` with unseen keys in their order. Within ``new`` the last row of a
-    repeated key wins, so the result never has duplicate keys.
-
-    Parameters
-    ----------
-    previous : pandas.DataFrame or None
-        Rows from an earlier run (e.g. ``read_manifest(...).df``), or None.
-    new : pandas.DataFrame
-        Rows produced by this run.
-    schema : Schema
-        Supplies the key columns.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Merged rows with a fresh RangeIndex.
-    """
-    key = list(schema.key)
-    new = new.drop_duplicates(subset=key, keep="last")
-    if previous is None or previous.empty:
-        return new.reset_index(drop=True)
-    if new.empty:
-        return previous.reset_index(drop=True)
-    previous = previous.drop_duplicates(subset=key, keep="last")
-    new_keys = list(new[key].itertuples(index=False, name=None))
-    new_at = {k: len(previous) + i for i, k in enumerate(new_keys)}
-    old_keys = list(previous[key].itertuples(index=False, name=None))
-    # Row positions in concat([previous, new]): each old row or its replacement, then the rest.
-    order = [new_at.get(k, i) for i, k in enumerate(old_keys)]
-    seen = set(old_keys)
-    order += [new_at[k] for k in new_keys if k not in seen]
-    # Object columns keep array cells intact and spare concat's all-null-column dtype warning;
-    # infer_objects then restores plain scalar dtypes.
-    both = pd.concat([previous.astype(object), new.astype(object)], ignore_index=True)
-    return both.iloc[order].reset_index(drop=True).infer_objects()
-
-
 class ManifestWriter:
     """Checkpoint a stage's rows to its manifest while a long loop runs.
 
     Every ``every_n`` added rows, and on exit from the ``with`` block (normal, exception or
-    KeyboardInterrupt alike), the manifest is rewritten atomically with the previous run's
-    ``ok`` rows merged with all rows added so far (:func:`merge_rows`). Previous rows that had
-    failed are dropped: they are not in :func:`done_keys`, so the loop retries them, and a run
-    stopped before reaching them retries them next time.
+    KeyboardInterrupt alike), the rows added since the last checkpoint are appended to the
+    manifest as one part; nothing written before is rewritten, so the writer holds at most
+    ``every_n`` rows and a crash loses at most those. A row whose key is already in the
+    manifest (a retried failure) replaces it for readers.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Manifest file to (re)write.
+        The manifest directory.
     schema : Schema
         The stage's schema.
     previous : pandas.DataFrame or None
-        Rows of the existing manifest (``read_manifest(...).df``), or None on a fresh run.
+        Rows of the existing manifest being resumed (``read_manifest(...).df``), or None on a
+        fresh run: then the writer's first part replaces whatever the manifest held (another
+        job's rows, or a run with other parameters).
     params, seed, face_model_id
         Provenance, as for :func:`write_manifest`.
     every_n : int, optional
-        Rows between checkpoints, at least; default 50. Each checkpoint rewrites the whole
-        file, so a checkpoint also waits for a tenth more rows than the file holds: on a
-        130k-frame dataset, writing stays linear in the rows (about 11 times the final file in
-        all) instead of quadratic, and a crash loses at most a tenth of the work.
+        Rows per part, at least 1; default 500.
 
     Examples
     --------
@@ -513,7 +522,7 @@ class ManifestWriter:
         params: Mapping[str, Any],
         seed: int | None,
         face_model_id: str | None,
-        every_n: int = 50,
+        every_n: int = 500,
     ) -> None:
         if every_n < 1:
             raise ValueError("every_n must be >= 1")
@@ -521,9 +530,10 @@ class ManifestWriter:
         self.schema = schema
         self.every_n = every_n
         self._meta = {"params": params, "seed": seed, "face_model_id": face_model_id}
-        self._kept = None if previous is None else previous[previous["status"] == STATUS_OK]
+        # A single-file manifest of an older version cannot take parts: start afresh.
+        self._fresh = previous is None or self.path.is_file()
         self._rows: list[dict[str, Any]] = []
-        self._unsaved = 0
+        self._parts_written = 0
         self._closed = False
 
     def add(self, row: Mapping[str, Any]) -> None:
@@ -548,35 +558,51 @@ class ManifestWriter:
         if problems:
             raise UsageError(f"{self.schema.stage} row: " + "; ".join(problems))
         # Arrays are stored as float32 anyway (pack_array); holding them so halves the memory
-        # of a long run (a fitted face carries ~8k numbers).
+        # of a part (a fitted face carries ~8k numbers).
         self._rows.append(
             {
                 k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
                 for k, v in row.items()
             }
         )
-        self._unsaved += 1
-        held = len(self._rows) + (0 if self._kept is None else len(self._kept))
-        if self._unsaved >= max(self.every_n, held // 10):
+        if len(self._rows) >= self.every_n:
             self.flush()
-
-    def frame(self) -> pd.DataFrame:
-        """Return what the manifest holds after the next write (previous ok rows + new rows)."""
-        new = pd.DataFrame(
-            {n: _object_series([r.get(n) for r in self._rows]) for n in self.schema.names}
-        )
-        return merge_rows(self._kept, new.infer_objects(), self.schema)
 
     def flush(self) -> None:
-        """Rewrite the manifest now with everything added so far."""
-        write_manifest(self.path, self.frame(), self.schema, **self._meta)
-        self._unsaved = 0
+        """Append the rows added since the last checkpoint as one part (none: nothing)."""
+        if not self._rows:
+            return
+        self._write_part()
+
+    def _write_part(self) -> None:
+        new = pd.DataFrame(
+            {n: _object_series([r.get(n) for r in self._rows]) for n in self.schema.names}
+        ).infer_objects()
+        new = new.drop_duplicates(subset=list(self.schema.key), keep="last")
+        self.schema.validate(new)
+        meta = _provenance(self.schema, **self._meta)
+        if self._parts_written == 0 and self._fresh:
+            _make_room(self.path)
+        replaces = self._fresh and self._parts_written == 0
+        write_part(self.path, _table(new, self.schema, meta), replaces=replaces)
+        self._parts_written += 1
+        self._rows = []
+        if replaces:
+            remove_void_parts(self.path)
 
     def close(self) -> None:
-        """Write the final manifest; later calls do nothing."""
-        if not self._closed:
-            self._closed = True
-            self.flush()
+        """Write the last part; a run that wrote nothing still leaves a readable manifest
+        (an empty part, when it starts afresh or the manifest holds none). Later calls do
+        nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._rows:
+            self._write_part()
+        elif self._parts_written == 0 and (
+            self._fresh or not self.path.is_dir() or not live_parts(self.path)
+        ):
+            self._write_part()
 
     def __enter__(self) -> Self:
         return self

@@ -120,7 +120,7 @@ def _load(workdir: Path) -> _Workdir:
     boxes = {(r.image_path, int(r.face_index)): r.bbox_px for r in fits.itertuples()}
     ok = labels[labels["status"] == STATUS_OK]
     evaluation = summary = None
-    if (output / EVALUATION_FILE).is_file():
+    if (output / EVALUATION_FILE).exists():
         evaluation = read_manifest(
             output / EVALUATION_FILE, EVALUATION, run_first="augmentface evaluate"
         ).df

@@ -211,7 +211,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
             params=params,
             seed=seed,
             face_model_id=renders.meta.get("face_model_id"),
-            every_n=100,
+            every_n=1000,
         ) as writer,
     ):
         gatekeeper = _open_gatekeeper(config, targets, stack)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from augmentface.datasets.frames import parse_frame_ref
 from augmentface.errors import RowError
 from augmentface.manifest import Manifest, Schema, read_manifest, read_meta
+from augmentface.manifest_parts import dataset_digest
 
 log = logging.getLogger("augmentface")
 
@@ -109,6 +110,9 @@ def previous_rows(path: Path, schema: Schema, params: Mapping[str, Any]) -> pd.D
     """
     if not path.exists():
         return None
+    if path.is_file():
+        log.info("%s is a single-file manifest of an older version: starting afresh", path)
+        return None
     try:
         meta = read_meta(path)
     except Exception:  # an unreadable old manifest is simply replaced
@@ -144,7 +148,10 @@ def frame_order(image_path: str) -> tuple[str, int]:
 
 
 def file_digest(path: str | Path) -> str:
-    """sha256 of a file (model files a stage's results depend on)."""
+    """sha256 of a file (model files a stage's results depend on), or of a manifest
+    directory's parts."""
+    if Path(path).is_dir():
+        return dataset_digest(Path(path))
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -191,7 +191,7 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
             params={"labels": str(labels_path.resolve())},
             seed=labels.meta.get("seed"),
             face_model_id=labels.meta.get("face_model_id"),
-            every_n=100,
+            every_n=1000,
         ) as writer,
     ):
         measurer = OutputMeasurer(landmarker, names)

@@ -245,7 +245,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
     sources_path = config.sources
     if sources_path is None and not inputs:
         default = Path(config.workdir) / SOURCES_FILE
-        sources_path = default if default.is_file() else None
+        sources_path = default if default.exists() else None
     if sources_path is not None and inputs:
         raise UsageError("give either images or a source manifest (--sources), not both")
     if sources_path is not None:
@@ -288,7 +288,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         else _fit_in_process(todo, detect_config, model, config)
     )
     with ManifestWriter(
-        path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=25
+        path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=200
     ) as writer:
         for source, (rows, failure) in progress(
             zip(todo, outcomes, strict=True), "fit3dmm", len(todo), config.quiet

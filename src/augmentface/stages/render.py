@@ -154,7 +154,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         params=params,
         seed=targets.meta.get("seed"),
         face_model_id=model.model_id,
-        every_n=100,
+        every_n=1000,
     ) as writer:
         for row in progress(todo, "render", len(todo), config.quiet):
             key = {k: row[k] for k in RENDERS.key}

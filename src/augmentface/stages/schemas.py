@@ -320,9 +320,12 @@ def schemas_markdown() -> str:
     """Documentation of every manifest, as Markdown."""
     parts = [
         "# Manifests\n",
-        "Generated from `augmentface/stages/schemas.py`. Every manifest is "
-        "Parquet; file metadata (key `augmentface`) holds the stage, schema version, "
-        "package version, run parameters, seed and face-model id.\n",
+        "Generated from `augmentface/stages/schemas.py`. Every manifest is a Parquet "
+        "dataset: a directory of parts `part-NNNNN.parquet`, each with a completion marker "
+        "`_part-NNNNN.json` (row count, sha256), which `pandas.read_parquet(directory)` reads "
+        "whole; each part's file metadata (key `augmentface`) holds the stage, schema "
+        "version, package version, run parameters, seed and face-model id. Of a key written "
+        "more than once (a retried row), the last part's row counts.\n",
     ]
     files = {
         "import": "sources.parquet",

@@ -242,7 +242,7 @@ def run_synth(
         params=params,
         seed=config.seed,
         face_model_id=model.model_id,
-        every_n=500,
+        every_n=2000,
     ) as writer:
         face_source: tuple[object, ExpressionSource] | None = None
         for face, target, sample in progress(todo, "synth", len(todo), config.quiet):
