@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from augmentface.errors import MissingManifestError, UsageError
+from augmentface.errors import ManifestBusyError, MissingManifestError, UsageError
 from augmentface.manifest import (
     META_KEY,
     Column,
@@ -25,7 +26,7 @@ from augmentface.manifest import (
     unpack_array,
     write_manifest,
 )
-from augmentface.manifest_parts import live_parts
+from augmentface.manifest_parts import live_parts, write_part
 
 RUN_FIRST = "augmentface fit3dmm"
 SCHEMA = Schema(
@@ -579,18 +580,27 @@ def test_a_part_without_its_marker_is_ignored_and_a_changed_part_refused(tmp_pat
         read_manifest(path, SCHEMA, run_first=RUN_FIRST)
 
 
-def test_two_writers_on_one_manifest_never_overwrite_each_other(tmp_path: Path) -> None:
-    """Writers appending to one directory at once (shards of one stage) each get their own
-    parts, and a reader sees both runs' rows."""
+def test_writers_of_parts_never_overwrite_each_other(tmp_path: Path) -> None:
+    """A part never replaces a part file already there, marked or not: it takes the next free
+    index (shards of one stage appending to one directory)."""
     path = tmp_path / "m.parquet"
     write(path, make_rows(0))
-    rows = row_dicts(6)
-    a = ManifestWriter(path, SCHEMA, make_rows(0), every_n=1, **PROVENANCE)
-    b = ManifestWriter(path, SCHEMA, make_rows(0), every_n=1, **PROVENANCE)
-    for i, row in enumerate(rows):
-        (a if i % 2 else b).add(row)
-    a.close()
-    b.close()
-    assert sorted(keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df)) == sorted(
-        keys(make_rows(6))
-    )
+    (path / "part-00001.parquet").write_bytes(b"taken by a writer that has not marked it yet")
+    part = write_part(path, pa.table({"x": [1]}), replaces=False)
+    assert part.index == 2
+    assert (path / "part-00001.parquet").read_bytes().startswith(b"taken")
+    assert [p.index for p in live_parts(path)] == [0, 2]
+
+
+def test_a_second_run_on_the_same_manifest_is_refused(tmp_path: Path) -> None:
+    """Two runs on one workdir would void or mix each other's rows: the second stops with one
+    line, and the manifest is free again once the first ends."""
+    path = tmp_path / "m.parquet"
+    first = ManifestWriter(path, SCHEMA, None, **PROVENANCE)
+    first.add(row_dicts(1)[0])
+    with pytest.raises(ManifestBusyError, match=r"another run \(pid \d+\) is writing"):
+        ManifestWriter(path, SCHEMA, None, **PROVENANCE)
+    first.close()
+    with ManifestWriter(path, SCHEMA, make_rows(1), **PROVENANCE) as again:
+        again.add(row_dicts(2)[1])
+    assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 2

@@ -72,6 +72,10 @@ class MissingManifestError(UsageError):
     """A stage's input manifest does not exist; the message names the command to run first."""
 
 
+class ManifestBusyError(UsageError):
+    """Another run is writing the manifest a stage would write (one workdir, two runs)."""
+
+
 class ModelFileError(UsageError):
     """A model file (e.g. ``face_landmarker.task``) is missing or fails its checksum."""
 

@@ -38,7 +38,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augmentface.errors import MissingManifestError, UsageError
-from augmentface.manifest_parts import live_parts, read_parts, remove_void_parts, write_part
+from augmentface.manifest_parts import (
+    WriterLock,
+    live_parts,
+    read_parts,
+    remove_void_parts,
+    write_part,
+)
 
 __all__ = [
     "ERROR_COLUMN",
@@ -505,6 +511,11 @@ class ManifestWriter:
     every_n : int, optional
         Rows per part, at least 1; default 500.
 
+    Raises
+    ------
+    ManifestBusyError
+        When another run is writing the same manifest (:class:`.manifest_parts.WriterLock`).
+
     Examples
     --------
     >>> with ManifestWriter(path, schema, prev_df, params=p, seed=0,
@@ -532,6 +543,9 @@ class ManifestWriter:
         self._meta = {"params": params, "seed": seed, "face_model_id": face_model_id}
         # A single-file manifest of an older version cannot take parts: start afresh.
         self._fresh = previous is None or self.path.is_file()
+        if self._fresh:
+            _make_room(self.path)
+        self._lock = WriterLock(self.path)
         self._rows: list[dict[str, Any]] = []
         self._parts_written = 0
         self._closed = False
@@ -581,8 +595,6 @@ class ManifestWriter:
         new = new.drop_duplicates(subset=list(self.schema.key), keep="last")
         self.schema.validate(new)
         meta = _provenance(self.schema, **self._meta)
-        if self._parts_written == 0 and self._fresh:
-            _make_room(self.path)
         replaces = self._fresh and self._parts_written == 0
         write_part(self.path, _table(new, self.schema, meta), replaces=replaces)
         self._parts_written += 1
@@ -597,12 +609,13 @@ class ManifestWriter:
         if self._closed:
             return
         self._closed = True
-        if self._rows:
-            self._write_part()
-        elif self._parts_written == 0 and (
-            self._fresh or not self.path.is_dir() or not live_parts(self.path)
-        ):
-            self._write_part()
+        try:
+            if self._rows:
+                self._write_part()
+            elif self._parts_written == 0 and (self._fresh or not live_parts(self.path)):
+                self._write_part()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> Self:
         return self

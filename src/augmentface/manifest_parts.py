@@ -16,6 +16,7 @@ removal of the parts it voids, it may see those too.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,9 +29,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augmentface.atomic import FILE_MODE, atomic_write_text
-from augmentface.errors import UsageError
+from augmentface.errors import ManifestBusyError, UsageError
 
-__all__ = ["Part", "dataset_digest", "live_parts", "read_parts", "remove_void_parts", "write_part"]
+__all__ = [
+    "Part",
+    "WriterLock",
+    "dataset_digest",
+    "live_parts",
+    "read_parts",
+    "remove_void_parts",
+    "write_part",
+]
 
 _PART = re.compile(r"^part-(\d{5,})\.parquet$")
 _MARKER = re.compile(r"^_part-(\d{5,})\.json$")
@@ -168,3 +177,39 @@ def read_parts(parts: list[Part]) -> list[pa.Table]:
             raise UsageError(f"{part.path}: {table.num_rows} rows, its marker says {part.rows}")
         tables.append(table)
     return tables
+
+
+class WriterLock:
+    """An exclusive lock on a manifest directory for one run's writer (``_lock``, holding the
+    writer's pid): a second run on the same workdir is refused instead of voiding or mixing
+    the first one's parts. The operating system releases it when the process dies.
+
+    Raises
+    ------
+    ManifestBusyError
+        When another run holds it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "_lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            self._fd = None
+            raise ManifestBusyError(
+                f"{directory}: another run (pid {holder}) is writing this manifest; wait for it "
+                "to end or give another --workdir"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        """Give the lock up (later calls do nothing)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
