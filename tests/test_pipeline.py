@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from augmentface.cli import app
 from augmentface.imageio import read_image
 from augmentface.manifest import read_manifest
+from augmentface.manifest_parts import WriterLock, live_parts
 from augmentface.stages import fit3dmm as fit_stage
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.schemas import FITS, LABELS
@@ -129,6 +130,23 @@ def test_missing_upstream_names_the_command(tmp_path, monkeypatch):
     assert "augmentface synth-au or augmentface synth-va" in result.output
     result = _cli("synth-au", "--au", "12=3")
     assert result.exit_code == 2 and "augmentface fit3dmm" in result.output
+
+
+def test_a_second_run_on_one_workdir_is_refused(tmp_path, astronaut_file, monkeypatch):
+    """Two runs of a stage on one workdir used to overwrite each other silently: while one
+    writes the manifest, the other stops with one line (exit 2) and leaves it alone."""
+    monkeypatch.chdir(tmp_path)
+    manifest = tmp_path / "augment" / "fits.parquet"
+    busy = WriterLock(manifest)
+    try:
+        result = _cli("fit3dmm", str(astronaut_file.parent), "-q")
+    finally:
+        busy.release()
+    assert result.exit_code == 2
+    assert "another run" in result.output and "fits.parquet" in result.output
+    assert "Traceback" not in result.output
+    assert not live_parts(manifest)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
 
 
 def test_bad_targets_refused(tmp_path, monkeypatch):

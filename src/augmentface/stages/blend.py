@@ -31,9 +31,9 @@ from augmentface.stages.common import (
     previous_rows,
     progress,
     row_failure,
+    sample_name,
     upstream,
 )
-from augmentface.stages.render import sample_name
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
 from augmentface.video import write_video
 

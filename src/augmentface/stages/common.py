@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from augmentface.datasets.frames import parse_frame_ref
+from augmentface.datasets.frames import frame_name, parse_frame_ref
 from augmentface.errors import RowError
 from augmentface.manifest import Manifest, Schema, read_manifest, read_meta
 from augmentface.manifest_parts import dataset_digest
@@ -145,6 +146,14 @@ def frame_order(image_path: str) -> tuple[str, int]:
     ``#frame=2``), so a stage decodes a video's frames forward instead of seeking."""
     file, index = parse_frame_ref(image_path)
     return str(file), -1 if index is None else index
+
+
+def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
+    """A file-name stem unique per row: the frame's name
+    (:func:`.datasets.frames.frame_name`), face, target, sample; render's crops and blend's
+    outputs and layouts share it."""
+    target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
+    return f"{frame_name(image_path)}_f{face_index}_{target}_s{sample}"
 
 
 def file_digest(path: str | Path) -> str:

@@ -15,9 +15,9 @@ from augmentface.stages.common import (
     StageReport,
     progress,
     row_failure,
+    sample_name,
     upstream,
 )
-from augmentface.stages.render import sample_name
 from augmentface.stages.schemas import FITS, TARGETS
 
 MESH_FORMATS = ("obj", "ply")

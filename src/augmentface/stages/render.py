@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import cv2
 import numpy as np
 
 from augmentface.atomic import atomic_write_bytes
-from augmentface.datasets.frames import frame_name, read_frame
+from augmentface.datasets.frames import read_frame
 from augmentface.errors import UsageError
 from augmentface.face import topology as topo
 from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
@@ -36,6 +35,7 @@ from augmentface.stages.common import (
     previous_rows,
     progress,
     row_failure,
+    sample_name,
     upstream,
 )
 from augmentface.stages.schemas import FITS, RENDERS, TARGETS
@@ -57,13 +57,6 @@ class RenderConfig:
     targets: Path | None = None  # default: <workdir>/targets.parquet
     quiet: bool = False
     details: str | Path | None = BUILTIN_DETAILS
-
-
-def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
-    """A file-name stem unique per row: the frame's name (:func:`frame_name`), face, target,
-    sample."""
-    target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
-    return f"{frame_name(image_path)}_f{face_index}_{target}_s{sample}"
 
 
 def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:
