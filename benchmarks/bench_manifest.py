@@ -40,7 +40,14 @@ with ManifestWriter(path, FITS, None, params={}, seed=None, face_model_id=None,
     for i in range(n):
         writer.add({**row, "image_path": f"img/{i:07d}.jpg"})
 seconds = time.perf_counter() - start
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# ru_maxrss survives exec on Linux (it would report the parent's peak): VmHWM is this
+# process image's own.
+status = Path("/proc/self/status")
+if status.is_file():
+    peak_mb = next(int(line.split()[1]) for line in status.read_text().splitlines()
+                   if line.startswith("VmHWM:")) / 1024
+else:
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
 """
 
