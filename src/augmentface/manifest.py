@@ -338,7 +338,7 @@ def _provenance(
 
 def _make_room(path: Path) -> None:
     """A single-file manifest of an older version gives way to the directory of parts."""
-    if path.is_file() or path.is_symlink():
+    if path.is_file():
         path.unlink()
 
 
@@ -356,8 +356,9 @@ def write_manifest(
     The footer key ``b"augmentface"`` of each part holds JSON with ``stage``,
     ``schema_version``, ``package_version``, ``params`` (made JSON-safe), ``seed``,
     ``face_model_id`` and ``written_utc``. The rows go into new parts of at most
-    :data:`PART_ROWS` rows, the first of which replaces the manifest's earlier parts; until
-    its marker is written, readers see the previous manifest whole.
+    :data:`PART_ROWS` rows, the first of which replaces the manifest's earlier parts: until
+    its marker is written, readers see the previous manifest whole, then the new rows as their
+    parts are marked (a reader running meanwhile may see the first parts only).
 
     Parameters
     ----------

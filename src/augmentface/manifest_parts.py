@@ -35,6 +35,7 @@ __all__ = [
     "Part",
     "WriterLock",
     "dataset_digest",
+    "file_sha256",
     "live_parts",
     "read_parts",
     "remove_void_parts",
@@ -64,7 +65,8 @@ def _marker_path(directory: Path, index: int) -> Path:
     return directory / f"_part-{index:05d}.json"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -150,7 +152,7 @@ def write_part(directory: Path, table: pa.Table, *, replaces: bool) -> Part:
     finally:
         tmp.unlink(missing_ok=True)
     path = directory / _part_name(index)
-    part = Part(index, path, table.num_rows, _sha256(path), replaces)
+    part = Part(index, path, table.num_rows, file_sha256(path), replaces)
     marker = {"rows": part.rows, "sha256": part.sha256, "replaces": replaces}
     atomic_write_text(_marker_path(directory, index), json.dumps(marker))
     return part
@@ -167,7 +169,7 @@ def read_parts(parts: list[Part]) -> list[pa.Table]:
     """
     tables = []
     for part in parts:
-        if _sha256(part.path) != part.sha256:
+        if file_sha256(part.path) != part.sha256:
             raise UsageError(f"{part.path}: changed after it was written (sha256 differs)")
         try:
             table = pq.read_table(part.path)

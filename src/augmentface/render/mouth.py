@@ -77,8 +77,9 @@ _MAX_TEETH_GAP_FRACTION = 0.78
 # half mouth width: the premolars turn away from the light toward the corners. Set so that the
 # share of a rendered smile's opening that is dark (below 0.45 of the cheeks' luminance) falls
 # among real smiles' (ours 0.07; real median 0.13, interquartile 0.06-0.23; python
-# scripts/teeth_colour.py PHOTO_FOLDER; without the fade ours was 0.01); corridors of 10-15 %
-# of the smile's width are usual (Moore et al. 2005, Am J Orthod Dentofacial Orthop 127:208).
+# scripts/teeth_colour.py PHOTO_FOLDER; without the fade ours was 0.01). Moore et al. 2005
+# (Am J Orthod Dentofacial Orthop 127:208) rated smiles whose corridors take 2-28 % of the
+# smile's width; here the teeth fade from 55 % of the half width out and are gone at 85 %.
 _UPPER_TEETH_LATERAL = (0.85, 0.55)
 # Boundaries between upper teeth (central/lateral incisor, canine, premolars) as fractions of the
 # half mouth width from the midline: a dental arch of ~25 mm radius seen from the front.

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from augmentface.datasets.frames import frame_name, parse_frame_ref
 from augmentface.errors import RowError
 from augmentface.manifest import Manifest, Schema, read_manifest, read_meta
-from augmentface.manifest_parts import dataset_digest
+from augmentface.manifest_parts import dataset_digest, file_sha256
 
 log = logging.getLogger("augmentface")
 
@@ -159,13 +159,7 @@ def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -
 def file_digest(path: str | Path) -> str:
     """sha256 of a file (model files a stage's results depend on), or of a manifest
     directory's parts."""
-    if Path(path).is_dir():
-        return dataset_digest(Path(path))
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return dataset_digest(Path(path)) if Path(path).is_dir() else file_sha256(path)
 
 
 def upstream(path: Path, schema: Schema, run_first: str) -> Manifest:
