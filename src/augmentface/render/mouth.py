@@ -582,6 +582,15 @@ def teeth_rgb_from_skin(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarr
     return np.clip(chroma * min(TEETH_LIT_SKIN_LUMA_RATIO * skin_luma, 245.0), 0.0, 255.0)
 
 
+def _moved_across_mouth(
+    src_verts_px: np.ndarray, dst_verts_px: np.ndarray
+) -> tuple[_MouthFrame, np.ndarray]:
+    """The target's mouth frame, and every vertex's move from source to target along its
+    normal (down the mouth), px: a tilted head reads the same."""
+    frame = _mouth_frame(dst_verts_px[list(topo.LIPS_INNER), :2], topo.LIPS_INNER_UPPER_COUNT)
+    return frame, (dst_verts_px[:, :2] - src_verts_px[:, :2]) @ frame.normal
+
+
 def upper_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> float:
     """How much of the upper teeth shows below the target's upper lip at its middle, px.
 
@@ -595,11 +604,10 @@ def upper_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> f
     src_verts_px, dst_verts_px : (468, >=2) float
         The fitted and the target mesh in the image frame (x, y px).
     """
-    inner = list(topo.LIPS_INNER)
+    frame, moved_px = _moved_across_mouth(src_verts_px, dst_verts_px)
     upper = topo.LIPS_INNER_UPPER_COUNT
-    frame = _mouth_frame(dst_verts_px[inner, :2], upper)
     middle = list(topo.LIPS_INNER[upper // 2 - 1 : upper // 2 + 2])
-    rise_px = float(((src_verts_px[middle, :2] - dst_verts_px[middle, :2]) @ frame.normal).mean())
+    rise_px = -float(moved_px[middle].mean())
     return max(REST_TEETH_SHOW_WIDTH_FRACTION * frame.width_px + rise_px, 0.0)
 
 
@@ -625,12 +633,9 @@ def lower_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> f
     src_verts_px, dst_verts_px : (468, >=2) float
         The fitted and the target mesh in the image frame (x, y px).
     """
-    inner = list(topo.LIPS_INNER)
-    upper = topo.LIPS_INNER_UPPER_COUNT
-    frame = _mouth_frame(dst_verts_px[inner, :2], upper)
-    lower = topo.LIPS_INNER[upper:]
+    frame, moved_px = _moved_across_mouth(src_verts_px, dst_verts_px)
+    lower = topo.LIPS_INNER[topo.LIPS_INNER_UPPER_COUNT :]
     middle = list(lower[len(lower) // 2 - 1 : len(lower) // 2 + 2])
-    moved_px = (dst_verts_px[:, :2] - src_verts_px[:, :2]) @ frame.normal
     lip_drop_px = float(moved_px[middle].mean())
     rest_px = REST_LOWER_TEETH_SHOW_WIDTH_FRACTION * frame.width_px
     jaw_drop_px = JAW_LIP_PER_CHIN_DROP * float(moved_px[_CHIN])
