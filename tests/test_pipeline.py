@@ -16,6 +16,7 @@ from augmentface.imageio import read_image
 from augmentface.manifest import read_manifest
 from augmentface.manifest_parts import WriterLock, live_parts
 from augmentface.stages import fit3dmm as fit_stage
+from augmentface.stages.execution import Execution
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.schemas import FITS, LABELS
 
@@ -219,7 +220,7 @@ def test_killed_run_resumes_without_duplicates(tmp_path, astronaut, monkeypatch)
     folder.mkdir()
     for i in range(4):
         Image.fromarray(np.roll(astronaut, 3 * i, axis=1)).save(folder / f"a{i}.png")
-    real = fit_stage.fit_image
+    real = fit_stage.fit_source
     calls = {"n": 0}
 
     def dying(*args, **kwargs):
@@ -228,13 +229,13 @@ def test_killed_run_resumes_without_duplicates(tmp_path, astronaut, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fit_stage, "fit_image", dying)
+    monkeypatch.setattr(fit_stage, "fit_source", dying)
     config = Fit3dmmConfig(workdir=tmp_path / "w", quiet=True)
     with pytest.raises(KeyboardInterrupt):
         run_fit3dmm([folder], config)
     partial = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
     assert len(partial) == 2  # the finished rows survived the kill
-    monkeypatch.setattr(fit_stage, "fit_image", real)
+    monkeypatch.setattr(fit_stage, "fit_source", real)
     report = run_fit3dmm([folder], config)
     assert report.skipped == 2 and report.done == 2
     df = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
@@ -409,7 +410,7 @@ def test_closing_a_laughing_mouth_hides_its_teeth(model, landmarker, astronaut):
     assert teeth(out) < 0.3 * teeth(astronaut), (teeth(astronaut), teeth(out))
 
 
-def test_worker_processes_give_the_same_rows(tmp_path, astronaut):
+def test_a_local_dask_cluster_gives_the_same_rows(tmp_path, astronaut):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(3):
@@ -417,11 +418,16 @@ def test_worker_processes_give_the_same_rows(tmp_path, astronaut):
     (folder / "broken.png").write_bytes(b"not a png")
     one = run_fit3dmm([folder], Fit3dmmConfig(workdir=tmp_path / "one", quiet=True))
     two = run_fit3dmm(
-        [folder], Fit3dmmConfig(workdir=tmp_path / "two", quiet=True, workers=2, recycle_every=2)
+        [folder],
+        Fit3dmmConfig(
+            workdir=tmp_path / "two", quiet=True, execution=Execution(workers=2), recycle_every=2
+        ),
     )
     assert (one.done, one.n_failed) == (two.done, two.n_failed) == (3, 1)
     a = read_manifest(tmp_path / "one" / "fits.parquet", FITS, run_first="").df
     b = read_manifest(tmp_path / "two" / "fits.parquet", FITS, run_first="").df
+    # Dask gives rows in the order they finish: compare them by image
+    a, b = (df.sort_values("image_path").reset_index(drop=True) for df in (a, b))
     assert list(a.status) == list(b.status)
     ok = a.status == "ok"
     np.testing.assert_allclose(np.stack(a.landmarks_px[ok]), np.stack(b.landmarks_px[ok]))

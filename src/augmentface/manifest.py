@@ -511,11 +511,17 @@ class ManifestWriter:
         Provenance, as for :func:`write_manifest`.
     every_n : int, optional
         Rows per part, at least 1; default 500.
+    shard : str, optional
+        The shard (``"I/N"``) this writer adds, beside other shards' writers: its parts never
+        void the manifest's other parts, even on a fresh run, and it locks only its shard
+        (:class:`.manifest_parts.WriterLock`).
 
     Raises
     ------
     ManifestBusyError
         When another run is writing the same manifest (:class:`.manifest_parts.WriterLock`).
+    UsageError
+        A shard's writer over a single-file manifest of an older version.
 
     Examples
     --------
@@ -535,6 +541,7 @@ class ManifestWriter:
         seed: int | None,
         face_model_id: str | None,
         every_n: int = 500,
+        shard: str | None = None,
     ) -> None:
         if every_n < 1:
             raise ValueError("every_n must be >= 1")
@@ -542,11 +549,14 @@ class ManifestWriter:
         self.schema = schema
         self.every_n = every_n
         self._meta = {"params": params, "seed": seed, "face_model_id": face_model_id}
-        # A single-file manifest of an older version cannot take parts: start afresh.
-        self._fresh = previous is None or self.path.is_file()
+        if shard is not None and self.path.is_file():
+            raise UsageError(f"{self.path}: a single-file manifest cannot take shards' parts")
+        # A single-file manifest of an older version cannot take parts: start afresh. A
+        # shard never starts afresh: the other shards' parts are as much the run as its own.
+        self._fresh = shard is None and (previous is None or self.path.is_file())
         if self._fresh:
             _make_room(self.path)
-        self._lock = WriterLock(self.path)
+        self._lock = WriterLock(self.path, shard=shard)
         self._rows: list[dict[str, Any]] = []
         self._parts_written = 0
         self._closed = False

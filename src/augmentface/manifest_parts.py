@@ -182,9 +182,14 @@ def read_parts(parts: list[Part]) -> list[pa.Table]:
 
 
 class WriterLock:
-    """An exclusive lock on a manifest directory for one run's writer (``_lock``, holding the
-    writer's pid): a second run on the same workdir is refused instead of voiding or mixing
-    the first one's parts. The operating system releases it when the process dies.
+    """A lock on a manifest directory for one run's writer: a second run on the same workdir is
+    refused instead of voiding or mixing the first one's parts. The operating system releases
+    it when the process dies, so a dead run's lock is simply taken over.
+
+    A whole run holds ``_lock`` exclusively. A shard's run (``shard="I/N"``) holds ``_lock``
+    shared, so shards write side by side while a whole run is refused, and its own
+    ``_lock-I-of-N`` exclusively, so the same shard cannot run twice. Each lock file holds
+    its holder's pid, which the refusal names.
 
     Raises
     ------
@@ -192,26 +197,39 @@ class WriterLock:
         When another run holds it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shard: str | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "_lock"
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        self._fds: list[int] = []
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if shard is None:
+                self._take(directory / "_lock", fcntl.LOCK_EX, directory)
+            else:
+                self._take(directory / "_lock", fcntl.LOCK_SH, directory)
+                name = "_lock-" + shard.replace("/", "-of-")
+                self._take(directory / name, fcntl.LOCK_EX, directory)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, path: Path, mode: int, directory: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self._fd)
-            self._fd = None
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise ManifestBusyError(
                 f"{directory}: another run (pid {holder}) is writing this manifest; wait for it "
                 "to end or give another --workdir"
             ) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        self._fds.append(fd)
+        # Shards sharing ``_lock`` each write their pid: the file names one of them.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
 
     def release(self) -> None:
         """Give the lock up (later calls do nothing)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        while self._fds:
+            fd = self._fds.pop()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)

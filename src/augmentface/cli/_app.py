@@ -18,6 +18,7 @@ from rich.table import Table
 
 from augmentface.errors import AugmentfaceError
 from augmentface.stages.common import StageReport
+from augmentface.stages.execution import Execution, Shard
 
 app = typer.Typer(
     help="Augment affect datasets with new, correctly labelled expression images of the same "
@@ -111,6 +112,60 @@ Samples = Annotated[
         "sample 0 is the class mean, later ones draws; learned models: every sample a draw.",
     ),
 ]
+
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Worker processes of a local Dask cluster (1: this process). Each worker keeps "
+        "its models loaded and is replaced after --worker-lifetime seconds (MediaPipe leaks).",
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(help="Address of a running Dask scheduler (tcp://host:8786) to run on."),
+]
+Cluster = Annotated[
+    Path | None,
+    typer.Option(
+        help="YAML file of a batch-queue cluster (Slurm, PBS, SGE, LSF) through dask-jobqueue; "
+        "see examples/cluster-slurm.yaml."
+    ),
+]
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="I/N: do only shard I (0-based) of N, in this process, without Dask (array jobs, "
+        "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); the shards write one "
+        "manifest side by side.",
+    ),
+]
+WorkerLifetime = Annotated[
+    float,
+    typer.Option(
+        min=60, help="Seconds after which Dask replaces a worker (MediaPipe leaks memory)."
+    ),
+]
+
+
+def execution_options(
+    workers: int,
+    scheduler: str | None,
+    cluster: Path | None,
+    shard: str | None,
+    worker_lifetime_s: float = 3600.0,
+) -> Execution:
+    """The :class:`Execution` the execution options describe (errors: one line, exit 2)."""
+    return run_or_exit(
+        Execution,
+        workers=workers,
+        scheduler=scheduler,
+        cluster=cluster,
+        shard=None if shard is None else run_or_exit(Shard.parse, shard),
+        worker_lifetime_s=worker_lifetime_s,
+    )
+
 
 FitsOption = Annotated[
     Path | None,

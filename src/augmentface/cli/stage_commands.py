@@ -11,6 +11,7 @@ from rich.table import Table
 from augmentface.cli._app import (
     EVALUATION_HEADERS,
     AllowFailures,
+    Cluster,
     KeepRejected,
     MaxIdentity,
     MaxNME,
@@ -18,11 +19,16 @@ from augmentface.cli._app import (
     MinResponse,
     Quiet,
     Samples,
+    Scheduler,
     Seed,
+    ShardOption,
     Workdir,
+    WorkerLifetime,
+    Workers,
     app,
     configure_logging,
     err,
+    execution_options,
     finish,
     run_or_exit,
 )
@@ -82,14 +88,11 @@ def fit3dmm(
         int,
         typer.Option(min=1, help="Refuse images whose header declares more pixels than this."),
     ] = 100_000_000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Processes fitting in parallel (each recycled every 1000 images, as MediaPipe "
-            "leaks memory).",
-        ),
-    ] = 1,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -102,7 +105,7 @@ def fit3dmm(
         proposals=proposals,  # type: ignore[arg-type]
         landmarker=landmarker,
         max_pixels=max_pixels,
-        workers=workers,
+        execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
         sources=sources,
         quiet=quiet,
     )

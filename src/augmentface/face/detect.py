@@ -650,3 +650,39 @@ class FaceLandmarker:
             faces += self._run(tile, x0, y0, side, side, "proposal")
         faces.sort(key=lambda f: -f.area)
         return [_square_box(f.bbox_px) for f in faces]
+
+
+class RecyclingLandmarker:
+    """A :class:`FaceLandmarker` closed and reopened after every ``every`` images, because
+    MediaPipe's graph leaks memory over long runs; opened on first use.
+
+    Parameters
+    ----------
+    config : DetectConfig
+        Settings of the landmarker.
+    every : int
+        Images per graph, at least 1.
+    """
+
+    def __init__(self, config: DetectConfig, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.config = config
+        self.every = every
+        self._landmarker: FaceLandmarker | None = None
+        self._used = 0
+
+    def detect(self, image_rgb: np.ndarray) -> list[FaceDetection]:
+        """:meth:`FaceLandmarker.detect` on a graph that has seen fewer than ``every`` images."""
+        if self._landmarker is None or self._used >= self.every:
+            self.close()
+            self._landmarker = FaceLandmarker(self.config).__enter__()
+        self._used += 1
+        return self._landmarker.detect(image_rgb)
+
+    def close(self) -> None:
+        """Release the graph (the next :meth:`detect` opens a new one)."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+        self._used = 0

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,28 +13,27 @@ import pandas as pd
 
 from augmentface.datasets.frames import read_frame
 from augmentface.datasets.schema import read_sources
-from augmentface.errors import FitError, NoFaceError, UsageError
+from augmentface.errors import UsageError
 from augmentface.face.detect import (
     BLENDSHAPE_NAMES,
     DetectConfig,
     FaceDetection,
-    FaceLandmarker,
+    RecyclingLandmarker,
 )
-from augmentface.face.fitting import FitConfig, fit_face
+from augmentface.face.fit_image import Detector, fit_image
+from augmentface.face.fitting import FitConfig
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
 from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images
-from augmentface.manifest import ManifestWriter, done_keys
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
     SOURCES_FILE,
     StageReport,
     manifest_digest,
-    previous_rows,
-    progress,
-    row_failure,
 )
+from augmentface.stages.execution import Execution, cached
+from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, SOURCE_LABEL_COLUMNS
 
 #: The source-manifest columns a fit depends on: a re-import with other frames or labels
@@ -63,11 +59,11 @@ class Fit3dmmConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     fit: FitConfig = field(default_factory=FitConfig)
     quiet: bool = False
-    #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened (or its
-    #: worker process replaced) after this many images.
+    #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened after
+    #: this many images (and Dask replaces whole workers: ``Execution.worker_lifetime_s``).
     recycle_every: int = 1000
-    #: Processes fitting in parallel (1: in this process).
-    workers: int = 1
+    #: Where the images are fitted: in this process, on Dask, or one shard.
+    execution: Execution = field(default_factory=Execution)
     #: A source manifest written by ``augmentface import`` (frames, subjects, labels); used
     #: instead of image paths. Default when no images are given: ``<workdir>/sources.parquet``.
     sources: Path | None = None
@@ -75,8 +71,6 @@ class Fit3dmmConfig:
     def __post_init__(self) -> None:
         if self.recycle_every < 1:
             raise UsageError(f"recycle_every must be >= 1, got {self.recycle_every}")
-        if self.workers < 1:
-            raise UsageError(f"workers must be >= 1, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -161,77 +155,40 @@ def _face_row(source: FaceSource, index: int, n: int, shape, face: FaceDetection
     return row
 
 
-def fit_image(
-    source: FaceSource, landmarker: FaceLandmarker, model: FaceModel, config: Fit3dmmConfig
+def fit_source(
+    source: FaceSource, detector: Detector, model: FaceModel, config: Fit3dmmConfig
 ) -> list[dict]:
-    """Manifest rows for one image: one per face kept, or one failed row."""
+    """Manifest rows for one image: one per face kept."""
     image = read_frame(source.image_path, max_pixels=config.max_pixels)
-    faces = landmarker.detect(image)
-    if not faces:
-        raise NoFaceError(f"{source.image_path}: no face found")
-    if faces[0].blendshape_names != BLENDSHAPE_NAMES:
-        raise FitError(
-            f"{source.image_path}: the landmarker reports other blendshapes than expected"
-        )
+    fitted = fit_image(image, detector, model, config.fit, source.image_path)
     return [
-        _face_row(
-            source,
-            i,
-            len(faces),
-            image.shape,
-            face,
-            fit_face(face.landmarks_px, model, config.fit),
-        )
-        for i, face in enumerate(faces)
+        _face_row(source, i, len(fitted), image.shape, face, fit)
+        for i, (face, fit) in enumerate(fitted)
     ]
 
 
-Outcome = tuple[list[dict], tuple[str, str] | None]  # (rows, (status, message) on failure)
+@dataclass(frozen=True)
+class FitTask:
+    """fit3dmm's work on a few images, in any worker process (models cached per process)."""
+
+    detect: DetectConfig
+    config: Fit3dmmConfig
+
+    def __call__(self, sources: Sequence[FaceSource]) -> list[Outcome]:
+        detector = cached(
+            f"landmarker {self.detect!r} {self.config.recycle_every}",
+            lambda: RecyclingLandmarker(self.detect, self.config.recycle_every),
+        )
+        model = cached(
+            f"face model {self.detect.model_path}",
+            lambda: load_face_model(self.detect.model_path),
+        )
+        work = functools.partial(fit_source, detector=detector, model=model, config=self.config)
+        return [attempt(work, source, source.image_path) for source in sources]
 
 
-def _outcome(source: FaceSource, landmarker, model: FaceModel, config: Fit3dmmConfig) -> Outcome:
-    try:
-        return fit_image(source, landmarker, model, config), None
-    except Exception as exc:  # one bad image never stops the run: it gets a status
-        return [], row_failure(exc, source.image_path)
-
-
-def _fit_in_process(todo, detect_config, model, config) -> Iterator[Outcome]:
-    with contextlib.ExitStack() as landmarkers:
-        landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-        for count, source in enumerate(todo):
-            if count and count % config.recycle_every == 0:
-                landmarkers.close()  # see Fit3dmmConfig.recycle_every
-                landmarker = landmarkers.enter_context(FaceLandmarker(detect_config))
-            yield _outcome(source, landmarker, model, config)
-
-
-_WORKER: dict = {}
-
-
-def _start_worker(detect_config: DetectConfig, config: Fit3dmmConfig) -> None:
-    landmarker = FaceLandmarker(detect_config).__enter__()
-    atexit.register(landmarker.close)  # the worker is recycled; release MediaPipe's graph
-    _WORKER.update(
-        landmarker=landmarker, model=load_face_model(detect_config.model_path), config=config
-    )
-
-
-def _fit_in_worker(source: FaceSource) -> Outcome:
-    return _outcome(source, _WORKER["landmarker"], _WORKER["model"], _WORKER["config"])
-
-
-def _fit_in_workers(todo, detect_config, config) -> Iterator[Outcome]:
-    """Fit in a pool of processes, each with its own landmarker, recycled every
-    ``recycle_every`` images (MediaPipe leaks); results come back in input order."""
-    with ProcessPoolExecutor(
-        config.workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(detect_config, config),
-        max_tasks_per_child=config.recycle_every,
-    ) as pool:
-        yield from pool.map(_fit_in_worker, todo)
+def _failure_row(source: FaceSource, status: str, message: str) -> dict:
+    return {**source.columns(), "face_index": 0, "status": status, "error": message}
 
 
 def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
@@ -264,7 +221,6 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         )
     landmarker_file = locate_landmarker(config.landmarker)
     model = load_face_model(landmarker_file)
-    path = Path(config.workdir) / FITS_FILE
     params = {
         **what,
         "all_faces": config.all_faces,
@@ -275,31 +231,21 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         "au_names": list(AU_NAMES),
         "blendshape_names": list(BLENDSHAPE_NAMES),
     }
-    previous = previous_rows(path, FITS, params)
-    done_images = {key[0] for key in done_keys(previous, FITS)}
-    report = StageReport("fit3dmm", path, skipped=len(done_images))
-    todo = [s for s in sources if s.image_path not in done_images]
     detect_config = DetectConfig(
         model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
     )
-    outcomes = (
-        _fit_in_workers(todo, detect_config, config)
-        if config.workers > 1
-        else _fit_in_process(todo, detect_config, model, config)
+    stage = Stage(
+        name="fit3dmm",
+        schema=FITS,
+        path=Path(config.workdir) / FITS_FILE,
+        params=params,
+        seed=None,
+        face_model_id=model.model_id,
+        task=FitTask(detect_config, config),
+        image_of=lambda source: source.image_path,
+        resume_key=lambda source: source.image_path,
+        failure_row=_failure_row,
+        done_key=lambda key: key[0],  # a finished face finishes its image
+        every_n=200,
     )
-    with ManifestWriter(
-        path, FITS, previous, params=params, seed=None, face_model_id=model.model_id, every_n=200
-    ) as writer:
-        for source, (rows, failure) in progress(
-            zip(todo, outcomes, strict=True), "fit3dmm", len(todo), config.quiet
-        ):
-            if failure is not None:
-                status, message = failure
-                writer.add(
-                    {**source.columns(), "face_index": 0, "status": status, "error": message}
-                )
-                report.fail(status, message)
-            for row in rows:
-                writer.add(row)
-                report.ok()
-    return report
+    return run_stage(stage, sources, config.execution, config.quiet)

@@ -17,16 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from augmentface.datasets.frames import frame_name
+from augmentface.datasets.frames import frame_name, read_frame
 from augmentface.errors import UsageError
 from augmentface.expression.class_models import au_estimate
 from augmentface.expression.space import expression_deformations_model_mm
 from augmentface.expression.targets import ExpressionTarget
 from augmentface.face.detect import DetectConfig, FaceLandmarker
+from augmentface.face.fit_image import fit_image
+from augmentface.face.fitting import FitConfig
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
+from augmentface.imageio import DEFAULT_MAX_PIXELS
 from augmentface.manifest import read_meta
-from augmentface.stages.fit3dmm import FaceSource, Fit3dmmConfig, fit_image
 from augmentface.stages.fitted import read_fitted
 from augmentface.stages.schemas import LABEL_AU_COLUMNS
 
@@ -77,10 +79,10 @@ def donor_from_image(path: Path, model: FaceModel, landmarker: Path | None = Non
     """The largest face of a photo, detected and fitted now."""
     located = locate_landmarker(landmarker)
     with FaceLandmarker(DetectConfig(model_path=located.path)) as detector:
-        rows = fit_image(FaceSource(str(Path(path).resolve()), Path(path).stem), detector, model,
-                         Fit3dmmConfig())  # fmt: skip
-    row = pd.Series(rows[0])
-    return _donor_from_row(Path(path).stem, row, row["expression_offsets_model_mm"], model)
+        image = read_frame(str(Path(path).resolve()), max_pixels=DEFAULT_MAX_PIXELS)
+        _, fit = fit_image(image, detector, model, FitConfig(), str(path))[0]
+    # A photo has no dataset labels: the donor's label is its fitted reading.
+    return _donor_from_row(Path(path).stem, pd.Series(), fit.expression_offsets_model_mm, model)
 
 
 def load_donor(source: Path, row: int = 0, landmarker: Path | None = None) -> Donor:

@@ -1,0 +1,233 @@
+"""The one stage runner: resume, shards, per-row status, progress, checkpoints and execution.
+
+A stage module says what one row's work is (a picklable :class:`RowTask` that turns a few
+upstream items into manifest rows) and what its run writes (a :class:`Stage`); everything
+else is here, the same for every stage:
+
+- **resume**: items whose rows are already ``ok`` in a manifest of the same job are skipped;
+- **shards**: with ``--shard I/N`` only the items of that shard are done, and the shards'
+  parts share one manifest (:class:`.manifest.ManifestWriter` with ``shard``);
+- **status**: an item whose work raises gets a row with the error's status and one line; an
+  item that kills its worker process (a native crash) gets status ``crashed``;
+- **progress and summary**: a progress bar and a :class:`.common.StageReport`;
+- **execution**: in this process, or as Dask tasks of ``rows_per_task`` items
+  (:mod:`.execution`), at most a few tasks ahead of the writer, so memory is set by the task
+  size and the checkpoint size, never by the dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from augmentface.errors import UsageError
+from augmentface.manifest import STATUS_OK, ManifestWriter, Schema, done_keys
+from augmentface.manifest_parts import live_parts
+from augmentface.stages.common import StageReport, previous_rows, progress, row_failure
+from augmentface.stages.execution import Execution, close_cached, dask_client
+
+Item = TypeVar("Item")
+
+#: What a task gives back for one item: its rows, or (status, one-line message) on failure.
+Outcome = tuple[list[dict[str, Any]], tuple[str, str] | None]
+
+#: The status of an item whose worker process died each time it was tried.
+CRASHED = "crashed"
+
+
+class RowTask(Protocol[Item]):
+    """A stage's work on a few items; runs in a worker process, so it must pickle (a frozen
+    dataclass of settings) and load its models through :func:`.execution.cached`."""
+
+    def __call__(self, items: Sequence[Item]) -> list[Outcome]: ...
+
+
+def attempt(work: Callable[[Item], list[dict[str, Any]]], item: Item, where: str) -> Outcome:
+    """``work(item)`` as an :data:`Outcome`: a failure becomes a status, never an exception,
+    so one bad item costs one row and the task's other items are kept."""
+    try:
+        return work(item), None
+    except Exception as exc:  # every failure of one item is that item's status
+        return [], row_failure(exc, where)
+
+
+@dataclass(frozen=True)
+class Stage(Generic[Item]):
+    """One run of a stage: the manifest it writes, its provenance and how its items map to
+    rows. The callables run in the driver only; :attr:`task` runs on the workers.
+
+    Parameters
+    ----------
+    name : str
+        Stage name (progress bar, report).
+    schema : Schema
+        Schema of the manifest written.
+    path : Path
+        The manifest directory.
+    params, seed, face_model_id
+        Provenance (:class:`.manifest.ManifestWriter`); a manifest with other ``params`` is
+        another job and is not resumed.
+    task : RowTask
+        The per-item work.
+    image_of : callable
+        The image (path or frame reference) of an item: shard membership and messages.
+    resume_key : callable
+        An item's key among :attr:`done_key` of the manifest's finished rows.
+    failure_row : callable
+        ``(item, status, message) -> row`` recorded for a failed item.
+    done_key : callable
+        A finished row's schema key -> the item key it finishes (fit3dmm's rows are faces,
+        its items images). Default: the schema key itself.
+    every_n : int
+        Rows per checkpoint (manifest part).
+    """
+
+    name: str
+    schema: Schema
+    path: Path
+    params: Mapping[str, Any]
+    seed: int | None
+    face_model_id: str | None
+    task: RowTask[Item]
+    image_of: Callable[[Item], str]
+    resume_key: Callable[[Item], Hashable]
+    failure_row: Callable[[Item, str, str], dict[str, Any]]
+    done_key: Callable[[tuple[Hashable, ...]], Hashable] = lambda key: key
+    every_n: int = 1000
+
+
+def run_stage(
+    stage: Stage[Item], items: Iterable[Item], execution: Execution, quiet: bool
+) -> StageReport:
+    """Do every item of ``items`` not done yet, write the stage's manifest, report counts.
+
+    Raises
+    ------
+    UsageError
+        A shard run over a manifest that holds another job's rows (shards never void each
+        other's parts, so the old manifest must be removed first).
+    ManifestBusyError
+        Another run writes the manifest (for a shard: the same shard, or a whole run).
+    """
+    previous = previous_rows(stage.path, stage.schema, stage.params)
+    shard = execution.shard
+    if shard is not None and previous is None and stage.path.is_dir() and live_parts(stage.path):
+        raise UsageError(
+            f"{stage.path}: holds rows of another job (other parameters); shards add to a "
+            "manifest and never replace it: remove it, or run once without --shard"
+        )
+    done = {stage.done_key(key) for key in done_keys(previous, stage.schema)}
+    report = StageReport(stage.name, stage.path)
+    with (
+        ManifestWriter(
+            stage.path,
+            stage.schema,
+            previous,
+            params=stage.params,
+            seed=stage.seed,
+            face_model_id=stage.face_model_id,
+            every_n=stage.every_n,
+            shard=None if shard is None else str(shard),
+        ) as writer
+    ):
+        del previous  # the done keys are all the run needs of it
+        todo = []
+        for item in items:
+            if shard is not None and not shard.holds(stage.image_of(item)):
+                continue
+            if stage.resume_key(item) in done:
+                report.skipped += 1
+            else:
+                todo.append(item)
+        # Nothing to do starts no cluster.
+        with dask_client(execution if todo else Execution()) as client:
+            if client is None:
+                outcomes = _in_process(stage, todo)
+            else:
+                outcomes = _on_dask(client, stage, todo, execution)
+            finished = progress(outcomes, stage.name, len(todo), quiet)
+            for item, (rows, failure) in finished:
+                _record(stage, writer, report, item, rows, failure)
+    return report
+
+
+def _record(
+    stage: Stage[Item],
+    writer: ManifestWriter,
+    report: StageReport,
+    item: Item,
+    rows: list[dict[str, Any]],
+    failure: tuple[str, str] | None,
+) -> None:
+    if failure is not None:
+        status, message = failure
+        writer.add(stage.failure_row(item, status, message))
+        report.fail(status, message)
+    for row in rows:
+        writer.add(row)
+        if row["status"] == STATUS_OK:
+            report.ok()
+        else:  # a finished row refused by a quality gate
+            report.reject(f"{stage.image_of(item)}: {row['error']}")
+
+
+def _in_process(stage: Stage[Item], todo: list[Item]) -> Iterator[tuple[Item, Outcome]]:
+    try:
+        for item in todo:
+            yield item, stage.task([item])[0]
+    finally:
+        close_cached()  # release MediaPipe's graphs now, not at interpreter exit
+
+
+def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _on_dask(
+    client: Any, stage: Stage[Item], todo: list[Item], execution: Execution
+) -> Iterator[tuple[Item, Outcome]]:
+    """Outcomes of Dask tasks of ``rows_per_task`` items, in the order they finish.
+
+    Only a window of tasks is in flight (twice the workers, plus two), so a dataset of
+    millions of rows never sits in the scheduler's memory. A task whose workers keep dying
+    (Dask's ``KilledWorker``, after ``allowed-failures`` attempts on other workers) is split
+    into single items; an item that alone still kills its worker gets status ``crashed``.
+    """
+    from distributed import KilledWorker, as_completed
+
+    workers = max(1, sum(client.nthreads().values()), execution.workers)
+    window = 2 * workers + 2
+    chunks = _chunks(todo, execution.rows_per_task)
+    pending: dict[Any, list[Item]] = {}
+    queue = as_completed()
+
+    def submit(chunk: list[Item]) -> None:
+        future = client.submit(stage.task, chunk, pure=False, retries=execution.retries)
+        pending[future] = chunk
+        queue.add(future)
+
+    for chunk in itertools.islice(chunks, window):
+        submit(chunk)
+    for future in queue:
+        chunk = pending.pop(future)
+        try:
+            outcomes = future.result()
+        except KilledWorker as exc:
+            if len(chunk) > 1:
+                for item in chunk:  # find the one item that kills its worker
+                    submit([item])
+                continue
+            where = stage.image_of(chunk[0])
+            outcomes = [([], (CRASHED, f"{where}: its worker process died each try ({exc})"))]
+        except Exception as exc:  # a task that failed as a whole (it cannot be unpickled, ...)
+            outcomes = [([], row_failure(exc, stage.image_of(item))) for item in chunk]
+        finally:
+            future.release()
+        yield from zip(chunk, outcomes, strict=True)
+        for chunk in itertools.islice(chunks, 1):
+            submit(chunk)
