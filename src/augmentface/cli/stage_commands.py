@@ -136,6 +136,10 @@ def render(
     no_details: Annotated[
         bool, typer.Option("--no-details", help="No detail layer: the geometry alone.")
     ] = False,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -143,7 +147,13 @@ def render(
     if details is not None and no_details:
         raise typer.BadParameter("give --details or --no-details, not both", param_hint="--details")
     choice = None if no_details else (details or BUILTIN_DETAILS)
-    config = RenderConfig(workdir=workdir, targets=targets, quiet=quiet, details=choice)
+    config = RenderConfig(
+        workdir=workdir,
+        targets=targets,
+        quiet=quiet,
+        details=choice,
+        execution=execution_options(workers, scheduler, cluster, shard),
+    )
     finish([run_or_exit(run_render, config)], quiet, allow_failures)
 
 
@@ -182,6 +192,10 @@ def blend(
     fps: Annotated[
         float, typer.Option(min=1.0, help="Frame rate of smooth-path videos (frames/s).")
     ] = 25.0,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -189,6 +203,7 @@ def blend(
     gates = QualityGates(max_identity_distance, max_nme, min_response)
     config = run_or_exit(
         BlendConfig,
+        execution=execution_options(workers, scheduler, cluster, shard),
         layout=layout,
         layout_root=layout_root,
         fps=fps,

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 
 from augmentface.atomic import atomic_write_text
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
-from augmentface.datasets.frames import parse_frame_ref, read_frame
+from augmentface.datasets.frames import parse_frame_ref
 from augmentface.datasets.layouts import LAYOUTS, write_layout
-from augmentface.errors import RenderError, UsageError
+from augmentface.errors import UsageError
 from augmentface.expression.source_residual import RESIDUAL_LIMIT, label_conflict
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image, write_image_atomic
-from augmentface.manifest import ManifestWriter, done_keys, read_manifest, write_manifest
+from augmentface.manifest import read_manifest, write_manifest
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
+from augmentface.render.crop_file import read_crop
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
@@ -28,12 +30,12 @@ from augmentface.stages.common import (
     frame_order,
     log,
     manifest_digest,
-    previous_rows,
-    progress,
-    row_failure,
     sample_name,
     upstream,
 )
+from augmentface.stages.execution import Execution, cached
+from augmentface.stages.render import last_frame
+from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
 from augmentface.video import write_video
 
@@ -76,6 +78,7 @@ class BlendConfig:
     #: Frame rate of the videos written for smooth paths (``synth-va --path``).
     fps: float = 25.0
     quiet: bool = False
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
         if self.layout is not None and self.layout not in LAYOUTS:
@@ -96,29 +99,6 @@ class BlendConfig:
             )
 
 
-def _read_render(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb, alpha) of a render crop written by the render stage."""
-    bgra = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
-        raise RenderError(f"{path}: render crop missing or not an RGBA PNG")
-    return np.ascontiguousarray(bgra[..., 2::-1]), bgra[..., 3]
-
-
-@dataclass
-class _Gatekeeper:
-    """Measures blended images and applies the quality gates (opened only when gates are set)."""
-
-    gates: QualityGates
-    measurer: OutputMeasurer
-    fits: dict
-
-    def reasons(self, image: np.ndarray, row: dict, alpha: np.ndarray, label: dict, lossless):
-        fit = self.fits[(row["image_path"], int(row["face_index"]))]
-        metrics = self.measurer.measure(image, fit, row, alpha, lossless)
-        requested = [int(n[2:]) for n in AU_NAMES if label[n] and label[n] > 0]
-        return self.gates.reasons(metrics, requested)
-
-
 def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str]:
     """The label conflict of one target row's source residual, as a rejection reason list."""
     if limit is None:
@@ -136,14 +116,77 @@ def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str
     return [] if conflict is None else [conflict]
 
 
-def _open_gatekeeper(config: BlendConfig, targets, stack: contextlib.ExitStack):
-    if not config.gates.active:
-        return None
-    fits = upstream(Path(targets.meta["params"]["fits"]), FITS, "augmentface fit3dmm IMAGES")
-    landmarker = stack.enter_context(FaceLandmarker(DetectConfig(max_faces=4)))
-    measurer = OutputMeasurer(landmarker, tuple(fits.meta["params"]["blendshape_names"]))
-    rows = {(r["image_path"], int(r["face_index"])): r for r in fits.df.to_dict("records")}
-    return _Gatekeeper(config.gates, measurer, rows)
+@dataclass(frozen=True)
+class BlendTask:
+    """blend's work on a few renders: each item holds the render row, its ``target`` row and,
+    with quality gates, its ``fit`` row."""
+
+    config: BlendConfig
+    out_dir: Path
+    blendshape_names: tuple[str, ...] | None  # the fits' (quality gates only)
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
+        measurer = None
+        if self.config.gates.active:
+            landmarker = cached(
+                "gate landmarker", lambda: FaceLandmarker(DetectConfig(max_faces=4)).__enter__()
+            )
+            measurer = OutputMeasurer(landmarker, self.blendshape_names)
+        work = functools.partial(self.blend, measurer=measurer)
+        return [attempt(work, item, item["image_path"]) for item in items]
+
+    def blend(self, item: dict[str, Any], measurer: OutputMeasurer | None) -> list[dict]:
+        config = self.config
+        key = {k: item[k] for k in LABELS.key}
+        target = item["target"]
+        label = {c: target[c] for c in LABEL_COLUMNS}
+        crop, alpha = read_crop(item["render_path"])
+        roi = tuple(int(v) for v in item["roi_px"])
+        image = blend_face(last_frame(item["image_path"]), crop, alpha, roi, config.method)
+        au_numbers = tuple(int(name[2:]) for name in AU_NAMES)
+        rejected = residual_conflict(target, au_numbers, config.max_source_residual)
+        if measurer is not None:
+            lossless = config.image_format == "png"
+            metrics = measurer.measure(image, item["fit"], item, alpha, lossless)
+            requested = [int(n[2:]) for n in AU_NAMES if label[n] and label[n] > 0]
+            rejected += config.gates.reasons(metrics, requested)
+        file = self.out_dir / ("rejected" if rejected else "images")
+        file = file / f"{sample_name(**key)}.{config.image_format}"
+        kept = not rejected or config.keep_rejected
+        if kept:
+            write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
+        row = {
+            **key,
+            **label,
+            "output_path": str(file.resolve()) if kept else None,
+            "method": config.method,
+            "seed": item["seed"],
+            "status": "rejected" if rejected else "ok",
+            "error": "; ".join(rejected) if rejected else None,
+        }
+        return [row]
+
+
+def _blend_items(renders, targets, fits, seed) -> list[dict[str, Any]]:
+    """The ``ok`` render rows with their target (and fit) rows, in frame order."""
+    labels = {tuple(r[k] for k in TARGETS.key): r for r in targets.to_dict("records")}
+    faces = (
+        {}
+        if fits is None
+        else {(r["image_path"], int(r["face_index"])): r for r in fits.to_dict("records")}
+    )
+    items = []
+    for row in renders[renders["status"] == "ok"].to_dict("records"):
+        target = labels[tuple(row[k] for k in TARGETS.key)]
+        face = faces.get((row["image_path"], int(row["face_index"])))
+        items.append({**row, "target": target, "fit": face, "seed": seed})
+    items.sort(key=lambda r: frame_order(r["image_path"]))
+    return items
+
+
+def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
+    label = {c: item["target"][c] for c in LABEL_COLUMNS}
+    return {**{k: item[k] for k in LABELS.key}, **label, "status": status, "error": message}
 
 
 def run_blend(config: BlendConfig | None = None) -> StageReport:
@@ -152,6 +195,10 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     An output whose source residual contradicts its label (``max_source_residual``), or with
     quality gates set one whose measurements fail them, is recorded with status ``rejected``
     and its reasons, and written to ``<output>/rejected/`` only with ``keep_rejected``.
+
+    A shard's run (``config.execution.shard``) writes its outputs and label rows only; the
+    CSV, the layout and the videos need every shard, and are written by a run without a shard
+    once they are all done (it resumes every row, so it only finishes).
     """
     config = config or BlendConfig()
     workdir = Path(config.workdir)
@@ -162,7 +209,6 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         TARGETS,
         run_first="augmentface synth-au or augmentface synth-va",
     )
-    labels = {tuple(r[k] for k in TARGETS.key): r for r in targets.df.to_dict("records")}
     out_dir = Path(config.output or workdir / OUTPUT_DIR)
     path = out_dir / LABELS_FILE
     layout_root = None
@@ -187,73 +233,30 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "keep_rejected": config.keep_rejected,
         "fps": config.fps,
     }
-    previous = previous_rows(path, LABELS, params)
-    done = done_keys(previous, LABELS)
-    rows = [r for r in renders.df.to_dict("records") if r["status"] == "ok"]
-    report = StageReport("blend", path)
-    todo = []
-    for row in rows:
-        if tuple(row[k] for k in LABELS.key) in done:
-            report.skipped += 1
-        else:
-            todo.append(row)
-    todo.sort(key=lambda r: frame_order(r["image_path"]))
+    fits, blendshape_names = None, None
+    if config.gates.active:
+        fits = upstream(Path(targets.meta["params"]["fits"]), FITS, "augmentface fit3dmm IMAGES")
+        blendshape_names = tuple(fits.meta["params"]["blendshape_names"])
     seed = targets.meta.get("seed")
-    au_numbers = tuple(int(name[2:]) for name in AU_NAMES)
-    cached: tuple[str, np.ndarray] | None = None
-    lossless = config.image_format == "png"
-    with (
-        contextlib.ExitStack() as stack,
-        ManifestWriter(
-            path,
-            LABELS,
-            previous,
-            params=params,
-            seed=seed,
-            face_model_id=renders.meta.get("face_model_id"),
-            every_n=1000,
-        ) as writer,
-    ):
-        gatekeeper = _open_gatekeeper(config, targets, stack)
-        for row in progress(todo, "blend", len(todo), config.quiet):
-            key = {k: row[k] for k in LABELS.key}
-            target = labels[tuple(key.values())]
-            label = {c: target[c] for c in LABEL_COLUMNS}
-            name = f"{sample_name(**key)}.{config.image_format}"
-            try:
-                if cached is None or cached[0] != row["image_path"]:
-                    cached = (row["image_path"], read_frame(row["image_path"]))
-                crop, alpha = _read_render(row["render_path"])
-                roi = tuple(int(v) for v in row["roi_px"])
-                image = blend_face(cached[1], crop, alpha, roi, config.method)
-                rejected = residual_conflict(target, au_numbers, config.max_source_residual)
-                if gatekeeper:
-                    rejected += gatekeeper.reasons(image, row, alpha, label, lossless)
-                folder = "rejected" if rejected else "images"
-                file = out_dir / folder / name
-                if not rejected or config.keep_rejected:
-                    write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
-            except Exception as exc:  # the row gets a status; the run goes on
-                status, message = row_failure(exc, row["image_path"])
-                writer.add({**key, **label, "status": status, "error": message})
-                report.fail(status, message)
-                continue
-            kept = not rejected or config.keep_rejected
-            writer.add(
-                {
-                    **key,
-                    **label,
-                    "output_path": str(file.resolve()) if kept else None,
-                    "method": config.method,
-                    "seed": seed,
-                    "status": "rejected" if rejected else "ok",
-                    "error": "; ".join(rejected) if rejected else None,
-                }
-            )
-            if rejected:
-                report.reject(f"{file.name}: {'; '.join(rejected)}")
-            else:
-                report.ok()
+    stage = Stage(
+        name="blend",
+        schema=LABELS,
+        path=path,
+        params=params,
+        seed=seed,
+        face_model_id=renders.meta.get("face_model_id"),
+        task=BlendTask(config, out_dir, blendshape_names),
+        image_of=lambda item: item["image_path"],
+        resume_key=lambda item: tuple(item[k] for k in LABELS.key),
+        failure_row=_failure_row,
+        every_n=1000,
+    )
+    items = _blend_items(renders.df, targets.df, None if fits is None else fits.df, seed)
+    del targets, fits
+    report = run_stage(stage, items, config.execution, config.quiet)
+    del items
+    if config.execution.shard is not None:
+        return report
     finished = read_manifest(path, LABELS, run_first="augmentface blend")
     if config.layout is not None and layout_root is not None:
         _write_layout(path, finished, renders.df, config.layout, layout_root)

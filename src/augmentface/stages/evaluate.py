@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -25,6 +24,7 @@ from augmentface.imageio import read_image
 from augmentface.manifest import ManifestWriter, read_manifest
 from augmentface.metrics.blendshapes_facs import response_summary
 from augmentface.metrics.measure import OutputMeasurer
+from augmentface.render.crop_file import read_crop
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
@@ -73,7 +73,7 @@ def is_neutral(row: dict) -> bool:
 
 def _evaluate_row(row: dict, fit: dict, render: dict, measurer: OutputMeasurer) -> dict:
     output = read_image(row["output_path"])
-    alpha = cv2.imread(render["render_path"], cv2.IMREAD_UNCHANGED)[..., 3]
+    alpha = read_crop(render["render_path"])[1]
     lossless = Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
     metrics = measurer.measure(output, fit, render, alpha, lossless, neutral=is_neutral(row))
     for key, prefix, names in INSTRUMENTS.values():

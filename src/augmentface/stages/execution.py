@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -217,6 +218,9 @@ def dask_client(execution: Execution) -> Iterator[Any]:
         return
     distributed = _require_dask()
     import dask
+
+    # Dask's INFO lines (workers joining, leaving) would bury the run's own one-line messages.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
     lifetime = (
         {}

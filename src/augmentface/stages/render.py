@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
+import pandas as pd
 
-from augmentface.atomic import atomic_write_bytes
 from augmentface.datasets.frames import read_frame
-from augmentface.errors import UsageError
+from augmentface.errors import UpstreamRowError, UsageError
 from augmentface.face import topology as topo
 from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
 from augmentface.frames import offsets_model_to_image
-from augmentface.manifest import ManifestWriter, done_keys
+from augmentface.render.crop_file import SUFFIX, write_crop
 from augmentface.render.detail_maps import BUILTIN_SOURCE, builtin_detail_maps
 from augmentface.render.details import (
     DetailMaps,
@@ -22,7 +24,7 @@ from augmentface.render.details import (
     detail_weights,
     load_detail_maps,
 )
-from augmentface.render.face_render import RenderedFace, render_expression
+from augmentface.render.face_render import render_expression
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     RENDERS_DIR,
@@ -32,12 +34,11 @@ from augmentface.stages.common import (
     file_digest,
     frame_order,
     manifest_digest,
-    previous_rows,
-    progress,
-    row_failure,
     sample_name,
     upstream,
 )
+from augmentface.stages.execution import Execution, cached
+from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import FITS, RENDERS, TARGETS
 
 #: ``RenderConfig.details`` for the built-in detail maps.
@@ -57,14 +58,7 @@ class RenderConfig:
     targets: Path | None = None  # default: <workdir>/targets.parquet
     quiet: bool = False
     details: str | Path | None = BUILTIN_DETAILS
-
-
-def _write_rgba_png(path: Path, rendered: RenderedFace) -> None:
-    rgba = np.dstack([rendered.image_rgb[..., ::-1], rendered.alpha])  # BGRA for OpenCV
-    ok, data = cv2.imencode(".png", rgba, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    atomic_write_bytes(path, data.tobytes())
+    execution: Execution = field(default_factory=Execution)
 
 
 #: The fits columns a render depends on (besides the target).
@@ -95,6 +89,107 @@ def detail_choice(
     return maps, {"details": str(path.resolve()), "details_sha256": file_digest(path)}
 
 
+def _details_input(
+    maps: DetailMaps | None, model: FaceModel, item: dict[str, Any]
+) -> DetailsInput | None:
+    if maps is None:
+        return None
+    noise = cached("identity AU noise", lambda: identity_au_noise(model.rig.au_numbers))
+    weights = detail_weights(
+        maps, model.rig.au_numbers, item["au_intensities"], item["fit_au_signed"], noise
+    )
+    return DetailsInput(maps, weights)
+
+
+def last_frame(image_path: str) -> np.ndarray:
+    """The decoded frame of ``image_path``, decoded once for the consecutive rows of one photo
+    a worker does (its failure too: every row of a bad image reports it)."""
+    held = cached("last frame", dict)
+    if held.get("path") != image_path:
+        held.clear()
+        try:
+            held.update(path=image_path, frame=read_frame(image_path))
+        except Exception as exc:  # remembered, so each row of this image reports it
+            held.update(path=image_path, frame=exc)
+    if isinstance(held["frame"], Exception):
+        raise held["frame"]
+    return held["frame"]
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """render's work on a few target rows (each with its fit's columns, ``fit_``-prefixed)."""
+
+    details: str | Path | None
+    out_dir: Path
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
+        model = cached("face model", load_face_model)
+        maps = cached(f"detail maps {self.details}", lambda: detail_choice(self.details, model)[0])
+        work = functools.partial(self.render, model=model, maps=maps)
+        return [attempt(work, item, item["image_path"]) for item in items]
+
+    def render(
+        self, item: dict[str, Any], model: FaceModel, maps: DetailMaps | None
+    ) -> list[dict[str, Any]]:
+        if "fit_landmarks_px" not in item:
+            raise UpstreamRowError(
+                f"{item['image_path']}: face {item['face_index']} has no finished fit"
+            )
+        frame = last_frame(item["image_path"])
+        delta_px = offsets_model_to_image(
+            item["expression_offsets_model_mm"] - item["fit_expression_offsets_model_mm"],
+            item["fit_rotation"].astype(np.float64),
+            item["fit_scale_px_per_mm"],
+        )
+        rendered = render_expression(
+            frame,
+            item["fit_landmarks_px"],
+            delta_px,
+            model,
+            details=_details_input(maps, model, item),
+        )
+        key = {k: item[k] for k in RENDERS.key}
+        file = self.out_dir / (sample_name(**key) + SUFFIX)
+        write_crop(file, rendered.image_rgb, rendered.alpha)
+        row = {
+            **key,
+            "render_path": str(file.resolve()),
+            "roi_px": np.asarray(rendered.roi),
+            "target_landmarks_px": rendered.target_verts_px,
+            "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
+            "mouth_painted": rendered.mouth_painted,
+            "status": "ok",
+            "error": None,
+        }
+        return [row]
+
+
+def _render_items(targets: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``ok`` target rows with their fit's columns (prefixed ``fit_``), in frame order so
+    that each photo is decoded once."""
+    fit_columns = [c for c in FIT_COLUMNS_USED if c not in ("image_path", "face_index", "status")]
+    face_rows = {
+        (r["image_path"], int(r["face_index"])): {f"fit_{c}": r[c] for c in fit_columns}
+        for r in fits.to_dict("records")
+        if r["status"] == "ok"
+    }
+    wanted = ["expression_offsets_model_mm", "au_intensities"]
+    items = [
+        {
+            **{k: r[k] for k in (*RENDERS.key, *wanted)},
+            **face_rows.get((r["image_path"], int(r["face_index"])), {}),
+        }
+        for r in targets[targets["status"] == "ok"].to_dict("records")
+    ]
+    items.sort(key=lambda r: frame_order(r["image_path"]))
+    return items
+
+
+def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
+    return {**{k: item[k] for k in RENDERS.key}, "status": status, "error": message}
+
+
 def run_render(config: RenderConfig | None = None) -> StageReport:
     """Render every target row; write crops to ``<workdir>/renders/`` and ``renders.parquet``."""
     config = config or RenderConfig()
@@ -110,9 +205,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             f"{targets.meta.get('face_model_id')}, this installation has "
             f"{model.model_id}; run fit3dmm and synth again"
         )
-    path = workdir / RENDERS_FILE
-    maps, details_params = detail_choice(config.details, model)
-    noise = identity_au_noise(model.rig.au_numbers)
+    _, details_params = detail_choice(config.details, model)
     params = {
         "targets": str(targets_path.resolve()),
         "targets_digest": manifest_digest(
@@ -120,82 +213,22 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
             [*TARGETS.key, "status", "expression_offsets_model_mm", "au_intensities"],
         ),
         "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
+        "crop_format": SUFFIX,
         **details_params,
     }
-    previous = previous_rows(path, RENDERS, params)
-    done = done_keys(previous, RENDERS)
-    face_rows = {
-        (r["image_path"], int(r["face_index"])): r
-        for r in fits.df.to_dict("records")
-        if r["status"] == "ok"
-    }
-    rows = [r for r in targets.df.to_dict("records") if r["status"] == "ok"]
-    report = StageReport("render", path)
-    todo = []
-    for row in rows:
-        if tuple(row[k] for k in RENDERS.key) in done:
-            report.skipped += 1
-        else:
-            todo.append(row)
-    todo.sort(key=lambda r: frame_order(r["image_path"]))  # decode each photo once
-    out_dir = workdir / RENDERS_DIR
-    cached: tuple[str, np.ndarray | Exception] | None = None
-    with ManifestWriter(
-        path,
-        RENDERS,
-        previous,
+    stage = Stage(
+        name="render",
+        schema=RENDERS,
+        path=workdir / RENDERS_FILE,
         params=params,
         seed=targets.meta.get("seed"),
         face_model_id=model.model_id,
+        task=RenderTask(config.details, workdir / RENDERS_DIR),
+        image_of=lambda item: item["image_path"],
+        resume_key=lambda item: tuple(item[k] for k in RENDERS.key),
+        failure_row=_failure_row,
         every_n=1000,
-    ) as writer:
-        for row in progress(todo, "render", len(todo), config.quiet):
-            key = {k: row[k] for k in RENDERS.key}
-            try:
-                if cached is None or cached[0] != row["image_path"]:
-                    try:
-                        cached = (row["image_path"], read_frame(row["image_path"]))
-                    except Exception as exc:  # remembered so each row of this image reports it
-                        cached = (row["image_path"], exc)
-                if isinstance(cached[1], Exception):
-                    raise cached[1]
-                fit = face_rows[(row["image_path"], int(row["face_index"]))]
-                delta_px = offsets_model_to_image(
-                    row["expression_offsets_model_mm"] - fit["expression_offsets_model_mm"],
-                    fit["rotation"].astype(np.float64),
-                    fit["scale_px_per_mm"],
-                )
-                details = None
-                if maps is not None:
-                    weights = detail_weights(
-                        maps,
-                        model.rig.au_numbers,
-                        row["au_intensities"],
-                        fit["au_signed"],
-                        noise,
-                    )
-                    details = DetailsInput(maps, weights)
-                rendered = render_expression(
-                    cached[1], fit["landmarks_px"], delta_px, model, details=details
-                )
-                file = out_dir / (sample_name(**key) + ".png")
-                _write_rgba_png(file, rendered)
-            except Exception as exc:  # the row gets a status; the run goes on
-                status, message = row_failure(exc, row["image_path"])
-                writer.add({**key, "status": status, "error": message})
-                report.fail(status, message)
-                continue
-            writer.add(
-                {
-                    **key,
-                    "render_path": str(file.resolve()),
-                    "roi_px": np.asarray(rendered.roi),
-                    "target_landmarks_px": rendered.target_verts_px,
-                    "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
-                    "mouth_painted": rendered.mouth_painted,
-                    "status": "ok",
-                    "error": None,
-                }
-            )
-            report.ok()
-    return report
+    )
+    items = _render_items(targets.df, fits.df)
+    del targets, fits  # the items carry what the renders need
+    return run_stage(stage, items, config.execution, config.quiet)

@@ -1,0 +1,152 @@
+"""The stage runner: resume, shards, status of failed and crashing items, Dask execution."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from augmentface.errors import ManifestBusyError, UsageError
+from augmentface.manifest import Column, ManifestWriter, Schema, read_manifest
+from augmentface.manifest_parts import WriterLock
+from augmentface.stages.execution import Execution, Shard, cached
+from augmentface.stages.runner import Stage, attempt, run_stage
+
+SCHEMA = Schema(
+    "toy",
+    1,
+    ("image_path",),
+    (Column("image_path", "string", "item", nullable=False), Column("length", "int64", "len")),
+)
+
+
+def _work(item: str) -> list[dict]:
+    if item.startswith("bad"):
+        raise ValueError("cannot read it")
+    if item.startswith("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)  # a native crash: the process is gone
+    calls = cached("calls", lambda: [0])
+    calls[0] += 1
+    return [{"image_path": item, "length": len(item), "status": "ok", "error": None}]
+
+
+@dataclass(frozen=True)
+class ToyTask:
+    def __call__(self, items):
+        return [attempt(_work, item, item) for item in items]
+
+
+def _stage(path: Path, params: dict | None = None) -> Stage:
+    return Stage(
+        name="toy",
+        schema=SCHEMA,
+        path=path,
+        params=params or {"job": 1},
+        seed=None,
+        face_model_id=None,
+        task=ToyTask(),
+        image_of=lambda item: item,
+        resume_key=lambda item: (item,),
+        failure_row=lambda item, status, message: {
+            "image_path": item,
+            "status": status,
+            "error": message,
+        },
+        every_n=3,
+    )
+
+
+def _rows(path: Path) -> dict[str, tuple]:
+    df = read_manifest(path, SCHEMA, run_first="toy").df
+    assert not df.duplicated("image_path").any()
+    return {
+        r.image_path: (r.status, r.length if r.status == "ok" else None)
+        for r in df.itertuples()
+    }
+
+
+ITEMS = [f"img{i:02d}.jpg" for i in range(10)]
+
+
+def test_a_failed_item_gets_its_status_and_a_rerun_redoes_only_it(tmp_path):
+    path = tmp_path / "toy.parquet"
+    report = run_stage(_stage(path), [*ITEMS, "bad.jpg"], Execution(), quiet=True)
+    assert (report.done, report.n_failed, report.failed["failed"]) == (10, 1, 1)
+    assert "bad.jpg: unexpected ValueError: cannot read it" in report.examples["failed"]
+    again = run_stage(_stage(path), [*ITEMS, "bad.jpg"], Execution(), quiet=True)
+    assert (again.skipped, again.done, again.n_failed) == (10, 0, 1)
+    rows = _rows(path)
+    assert len(rows) == 11 and rows["bad.jpg"][0] == "failed"
+
+
+def test_shards_together_equal_the_whole_and_never_void_each_other(tmp_path):
+    whole = tmp_path / "whole.parquet"
+    run_stage(_stage(whole), ITEMS, Execution(), quiet=True)
+    sharded = tmp_path / "sharded.parquet"
+    counts = [
+        run_stage(_stage(sharded), ITEMS, Execution(shard=Shard(i, 2)), quiet=True).done
+        for i in range(2)
+    ]
+    assert sum(counts) == len(ITEMS) and min(counts) > 0  # both shards had work
+    assert _rows(sharded) == _rows(whole)
+    # a shard run again skips its rows; a whole run afterwards resumes every row
+    assert run_stage(_stage(sharded), ITEMS, Execution(shard=Shard(0, 2)), quiet=True).done == 0
+    assert run_stage(_stage(sharded), ITEMS, Execution(), quiet=True).skipped == len(ITEMS)
+
+
+def test_a_shard_refuses_a_manifest_of_another_job(tmp_path):
+    path = tmp_path / "toy.parquet"
+    run_stage(_stage(path, {"job": 1}), ITEMS, Execution(), quiet=True)
+    with pytest.raises(UsageError, match="another job"):
+        run_stage(_stage(path, {"job": 2}), ITEMS, Execution(shard=Shard(0, 2)), quiet=True)
+    assert len(_rows(path)) == len(ITEMS)  # nothing was voided
+
+
+def test_shards_share_a_manifest_but_not_a_shard_nor_with_a_whole_run(tmp_path):
+    path = tmp_path / "toy.parquet"
+    first = WriterLock(path, shard="0/2")
+    second = WriterLock(path, shard="1/2")  # another shard writes beside it
+    with pytest.raises(ManifestBusyError, match=f"pid {os.getpid()}"):
+        WriterLock(path, shard="0/2")
+    with pytest.raises(ManifestBusyError):
+        ManifestWriter(path, SCHEMA, params={}, seed=None, face_model_id=None)
+    first.release()
+    second.release()
+    WriterLock(path).release()  # free again once the shards are done
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("2/2", "0 <= I < N"), ("1", "I/N"), ("a/b", "I/N"), ("0/0", "I < N")]
+)
+def test_bad_shards_are_refused(text, message):
+    with pytest.raises(UsageError, match=message):
+        Shard.parse(text)
+
+
+def test_shards_split_by_image_and_cover_every_image():
+    images = [f"clip{i}.mp4#frame={j}" for i in range(5) for j in range(3)]
+    owners = [[s for s in range(3) if Shard(s, 3).holds(image)] for image in images]
+    assert all(len(o) == 1 for o in owners)
+
+
+def test_execution_options_are_exclusive():
+    with pytest.raises(UsageError, match="--workers, --shard"):
+        Execution(workers=2, shard=Shard(0, 2))
+
+
+def test_a_local_cluster_gives_the_same_rows_and_a_crashing_item_costs_one_row(tmp_path):
+    """An item that kills its worker process (a native crash) is found by splitting its
+    task, and gets status ``crashed``; the run goes on and keeps every other row."""
+    items = [*ITEMS, "bad.jpg", "crash.jpg"]
+    in_process = tmp_path / "one.parquet"
+    run_stage(_stage(in_process), [i for i in items if i != "crash.jpg"], Execution(), True)
+    on_dask = tmp_path / "dask.parquet"
+    execution = Execution(workers=2, rows_per_task=4, retries=0)
+    report = run_stage(_stage(on_dask), items, execution, quiet=True)
+    assert (report.done, report.failed["failed"], report.failed["crashed"]) == (10, 1, 1)
+    rows = _rows(on_dask)
+    assert rows.pop("crash.jpg")[0] == "crashed"
+    assert rows == _rows(in_process)
