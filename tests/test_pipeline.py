@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -431,3 +432,44 @@ def test_a_local_dask_cluster_gives_the_same_rows(tmp_path, astronaut):
     assert list(a.status) == list(b.status)
     ok = a.status == "ok"
     np.testing.assert_allclose(np.stack(a.landmarks_px[ok]), np.stack(b.landmarks_px[ok]))
+
+
+def _outputs(workdir):
+    images = workdir / "output" / "images"
+    return {p.name: p.read_bytes() for p in sorted(images.iterdir())}
+
+
+def test_dask_workers_and_array_shards_give_the_same_outputs(tmp_path, astronaut):
+    """Issue 12's acceptance: a LocalCluster of 2 workers, and `--shard 0/2` plus `--shard 1/2`
+    of every stage, give the same labels and the same output bytes as one process."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.roll(astronaut, 4 * i, axis=1)).save(folder / f"a{i}.png")
+    one, two, shards = tmp_path / "one", tmp_path / "two", tmp_path / "shards"
+    keep = ["--max-source-residual", "9"]  # the astronaut smiles: keep her outputs all the same
+    common = ["--au", "AU12=3", "--va", "-0.5,0.3", "--no-sheet", "-q", *keep]
+    assert _cli("run", str(folder), "-w", str(one), *common).exit_code == 0
+    assert _cli("run", str(folder), "-w", str(two), "--workers", "2", *common).exit_code == 0
+    for shard in ("0/2", "1/2"):
+        result = _cli("fit3dmm", str(folder), "-w", str(shards), "--shard", shard, "-q")
+        assert result.exit_code == 0, result.output
+    assert _cli("synth-au", "--au", "12=3", "-w", str(shards), "-q").exit_code == 0
+    for shard in ("0/2", "1/2"):
+        assert _cli("render", "-w", str(shards), "--shard", shard, "-q").exit_code == 0
+    for shard in ("0/2", "1/2"):
+        assert _cli("blend", "-w", str(shards), "--shard", shard, "-q", *keep).exit_code == 0
+    assert not (shards / "output" / "labels.csv").exists()  # written once all shards are done
+    assert _cli("blend", "-w", str(shards), "-q", *keep).exit_code == 0  # resumes, finishes
+    reference = _outputs(one)
+    assert len(reference) == 8
+    assert _outputs(two) == reference
+    assert _outputs(shards) == {k: v for k, v in reference.items() if "AU12-3" in k}
+    a, b = (pd.read_csv(w / "output" / "labels.csv") for w in (one, two))
+    a, b = (
+        df.assign(name=df.output_path.map(lambda p: Path(p).name))
+        .sort_values("name")[["name", "status", "AU12", "valence"]]
+        .reset_index(drop=True)
+        for df in (a, b)
+    )
+    pd.testing.assert_frame_equal(a, b)

@@ -14,6 +14,7 @@ from augmentface.expression.targets import ExpressionTarget, au_target, va_targe
 from augmentface.metrics.measure import QualityGates
 from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR, StageReport
+from augmentface.stages.execution import Execution, dask_client
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.render import RenderConfig, run_render
 from augmentface.stages.synth import SynthConfig, run_synth
@@ -44,6 +45,8 @@ class PipelineConfig:
     gates: QualityGates = field(default_factory=QualityGates)
     max_source_residual: float | None = RESIDUAL_LIMIT
     keep_rejected: bool = False
+    #: Where fit3dmm, render and blend run; one Dask cluster serves all three.
+    execution: Execution = field(default_factory=Execution)
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -57,10 +60,27 @@ def run_pipeline(
     inputs: Sequence[str | Path], targets: Sequence[ExpressionTarget], config: PipelineConfig
 ) -> list[StageReport]:
     """fit3dmm -> synth -> render -> blend (-> contact sheet); returns each stage's report."""
+    if config.execution.shard is not None:
+        raise UsageError("run does every row; give --shard to the stages one by one")
+    with dask_client(config.execution) as client:
+        # The stages connect to the one cluster started here instead of each starting its own.
+        execution = config.execution
+        if client is not None:
+            execution = Execution(scheduler=client.scheduler.address)
+        return _run_stages(inputs, targets, config, execution)
+
+
+def _run_stages(inputs, targets, config: PipelineConfig, execution: Execution) -> list[StageReport]:
     workdir = Path(config.workdir)
     reports = [
         run_fit3dmm(
-            inputs, Fit3dmmConfig(workdir=workdir, all_faces=config.all_faces, quiet=config.quiet)
+            inputs,
+            Fit3dmmConfig(
+                workdir=workdir,
+                all_faces=config.all_faces,
+                execution=execution,
+                quiet=config.quiet,
+            ),
         )
     ]
     reports.append(
@@ -71,7 +91,9 @@ def run_pipeline(
             ),
         )
     )
-    reports.append(run_render(RenderConfig(workdir=workdir, quiet=config.quiet)))
+    reports.append(
+        run_render(RenderConfig(workdir=workdir, execution=execution, quiet=config.quiet))
+    )
     reports.append(
         run_blend(
             BlendConfig(
@@ -80,6 +102,7 @@ def run_pipeline(
                 gates=config.gates,
                 max_source_residual=config.max_source_residual,
                 keep_rejected=config.keep_rejected,
+                execution=execution,
                 quiet=config.quiet,
             )
         )

@@ -333,6 +333,9 @@ def run_all(
     min_response: MinResponse = None,
     max_source_residual: MaxSourceResidual = RESIDUAL_LIMIT,
     keep_rejected: KeepRejected = False,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -351,6 +354,7 @@ def run_all(
         gates=QualityGates(max_identity_distance, max_nme, min_response),
         max_source_residual=residual_limit(max_source_residual),
         keep_rejected=keep_rejected,
+        execution=execution_options(workers, scheduler, cluster, None),
         quiet=quiet,
     )
     reports = run_or_exit(run_pipeline, inputs, targets, config)
