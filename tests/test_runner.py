@@ -12,7 +12,13 @@ import pytest
 from augmentface.errors import ManifestBusyError, UsageError
 from augmentface.manifest import Column, ManifestWriter, Schema, read_manifest
 from augmentface.manifest_parts import WriterLock
-from augmentface.stages.execution import Execution, Shard, cached
+from augmentface.stages.execution import (
+    Execution,
+    Shard,
+    cached,
+    jobqueue_cluster,
+    read_cluster_file,
+)
 from augmentface.stages.runner import Stage, attempt, run_stage
 
 SCHEMA = Schema(
@@ -150,3 +156,38 @@ def test_a_local_cluster_gives_the_same_rows_and_a_crashing_item_costs_one_row(t
     rows = _rows(on_dask)
     assert rows.pop("crash.jpg")[0] == "crashed"
     assert rows == _rows(in_process)
+
+
+@pytest.mark.parametrize(
+    ("example", "directive"), [("cluster-slurm.yaml", "#SBATCH"), ("cluster-pbs.yaml", "#PBS")]
+)
+def test_the_example_cluster_files_make_job_scripts(example, directive):
+    """The documented batch-queue path, without a queue: the job script dask-jobqueue would
+    submit asks for the file's resources and starts recycled Dask workers."""
+    path = Path(__file__).parents[1] / "examples" / example
+    system, jobs, settings = read_cluster_file(path)
+    assert jobs >= 1 and system in example
+    with jobqueue_cluster(path) as cluster:
+        script = cluster.job_script()
+    assert directive in script and "distributed.cli.dask_worker" in script
+    assert "--lifetime 3600s" in script and "--lifetime-restart" in script
+    assert f"--nworkers {settings['processes']}" in script
+    assert "source ~/augmentface/.venv/bin/activate" in script
+
+
+def test_a_bad_cluster_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("system: kubernetes\n")
+    with pytest.raises(UsageError, match="system must be one of slurm, pbs, sge, lsf"):
+        read_cluster_file(path)
+    path.write_text("system: slurm\njobs: 0\n")
+    with pytest.raises(UsageError, match="jobs must be an integer >= 1"):
+        read_cluster_file(path)
+    with pytest.raises(UsageError, match="cannot read the cluster file"):
+        read_cluster_file(tmp_path / "missing.yaml")
+
+
+def test_the_array_job_example_runs_one_shard_per_task():
+    script = (Path(__file__).parents[1] / "examples" / "array-job.sbatch").read_text()
+    assert "#SBATCH --array=" in script
+    assert '--shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"' in script
