@@ -193,11 +193,11 @@ TARGETS = Schema(
 
 RENDERS = Schema(
     stage="render",
-    version=1,
+    version=2,
     key=TARGETS.key,
     columns=(
         *_KEY_SAMPLE,
-        Column("render_path", "string", "RGBA PNG crop: the re-rendered face, alpha = mask"),
+        Column("render_path", "string", "RGBA crop (.rgbaz, render/crop_file.py): the re-rendered face, alpha = mask"),
         Column(
             "roi_px",
             "array",

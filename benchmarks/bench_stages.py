@@ -1,0 +1,181 @@
+"""The stages through the command line, at scale (part of ``make bench``).
+
+What it measures, on 4 shifted copies of skimage's astronaut at 512x512 (JPEG), each command
+in a fresh interpreter (start-up included, as a user runs it):
+
+1. ``render`` + ``blend`` of N targets (``synth-au --au 12=3`` with N/4 samples per face),
+   for N in :data:`SIZES`, pinned to one core: images per second, and each command's peak RSS
+   (VmHWM), whose ratio between the largest and the smallest N must stay near 1 (the target is
+   at most 1.3): memory is set by the checkpoint and task size, not the dataset.
+2. The floor, in the same run and on the same core: decode + one ``cv2.remap`` of the face
+   region + alpha blend + JPEG encode + write per image (``run_benchmarks.floor_one``); the
+   throughput of 1 divided by it is the ratio the issue asks to be at least 0.8.
+3. ``fit3dmm`` over 32 images and ``render`` + ``blend`` of :data:`SPEEDUP_TARGETS` targets
+   with ``--workers 2`` against ``--workers 1`` (not pinned: both cores): the speedup.
+
+Run alone: ``python benchmarks/bench_stages.py [N ...]``; results go to
+``benchmarks/results_stages.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_benchmarks import (
+    fit_one,
+    floor_one,
+    remap_maps,
+    smile_delta_px,
+    time_call,
+)
+
+from augmentface.atomic import atomic_write_text
+from augmentface.face.detect import DetectConfig, FaceLandmarker
+from augmentface.face.model import load_face_model
+from augmentface.render.face_render import render_expression
+
+SIZES = (1_000, 10_000)
+SPEEDUP_TARGETS = 400
+RESULTS_FILE = Path(__file__).with_name("results_stages.json")
+KEEP_ALL = ("--max-source-residual", "9")  # the astronaut smiles: keep every output
+
+# Runs one CLI command and prints its peak RSS; ru_maxrss would be the parent's after exec.
+_CHILD = """
+import json, sys
+from pathlib import Path
+from augmentface.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code or 0
+status = Path("/proc/self/status").read_text().splitlines()
+peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"code": code, "peak_rss_mb": peak_kb / 1024}))
+"""
+
+
+def _one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def cli(*args: str, pinned: bool) -> dict:
+    """Wall clock, exit code and peak RSS of ``augmentface ARGS`` in a fresh interpreter."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_one_core if pinned else None,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    try:
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"augmentface {' '.join(args)} failed:\n{out.stderr[-2000:]}") from None
+    if result["code"] not in (0, 1):
+        raise RuntimeError(f"augmentface {' '.join(args)} exited {result['code']}")
+    return {"seconds": seconds, **result}
+
+
+def make_photos(folder: Path, copies: int) -> None:
+    folder.mkdir(parents=True)
+    astronaut = data.astronaut()
+    for i in range(copies):
+        shifted = np.roll(astronaut, (3 * i, 5 * i), axis=(0, 1))
+        Image.fromarray(shifted).save(folder / f"astronaut{i:02d}.jpg", quality=95)
+
+
+def fitted_workdir(scratch: Path, name: str, copies: int) -> Path:
+    workdir = scratch / name
+    make_photos(scratch / f"{name}-photos", copies)
+    cli("fit3dmm", str(scratch / f"{name}-photos"), "-w", str(workdir), "-q", pinned=False)
+    return workdir
+
+
+def targets(workdir: Path, n: int, faces: int) -> None:
+    samples = str(max(1, n // faces))
+    cli("synth-au", "--au", "12=3", "-n", samples, "-w", str(workdir), "-q", pinned=False)
+
+
+def render_blend(workdir: Path, n: int, pinned: bool, *extra: str) -> dict:
+    render = cli("render", "-w", str(workdir), "-q", *extra, pinned=pinned)
+    blend = cli("blend", "-w", str(workdir), "-q", *KEEP_ALL, *extra, pinned=pinned)
+    seconds = render["seconds"] + blend["seconds"]
+    return {
+        "targets": n,
+        "seconds": seconds,
+        "images_per_s": n / seconds,
+        "render": render,
+        "blend": blend,
+    }
+
+
+def floor_images_per_s(scratch: Path) -> float:
+    """The floor on the same photo (median of run_benchmarks' timed calls), pinned here."""
+    path = scratch / "floor.jpg"
+    Image.fromarray(data.astronaut()).save(path, quality=95)
+    model = load_face_model()
+    with FaceLandmarker(DetectConfig()) as lm:
+        image, landmarks, fit = fit_one(path, lm, model)
+    face = render_expression(image, landmarks, smile_delta_px(fit, model), model)
+    maps = remap_maps(face.roi)
+    stats = time_call(lambda: floor_one(path, maps, face.alpha, face.roi, scratch / "f.jpg"))
+    return stats["images_per_s"]
+
+
+def main(sizes: tuple[int, ...]) -> None:
+    results: dict = {"sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="augmentface-bench-stages-") as tmp:
+        scratch = Path(tmp)
+        for n in sizes:
+            workdir = fitted_workdir(scratch, f"n{n}", 4)
+            targets(workdir, n, 4)
+            results["sizes"][n] = render_blend(workdir, n, pinned=True)
+            print(f"render+blend {n}: {results['sizes'][n]['images_per_s']:.1f} img/s", flush=True)
+        every_core = os.sched_getaffinity(0)
+        _one_core()
+        results["floor_images_per_s"] = floor_images_per_s(scratch)
+        os.sched_setaffinity(0, every_core)
+        largest, smallest = results["sizes"][max(sizes)], results["sizes"][min(sizes)]
+        results["throughput_to_floor"] = largest["images_per_s"] / results["floor_images_per_s"]
+        results["peak_rss_ratio"] = {
+            stage: largest[stage]["peak_rss_mb"] / smallest[stage]["peak_rss_mb"]
+            for stage in ("render", "blend")
+        }
+        speed: dict = {}
+        for workers in ("1", "2"):
+            folder = scratch / f"fit-photos-{workers}"
+            make_photos(folder, 32)
+            start = time.perf_counter()
+            cli("fit3dmm", str(folder), "-w", str(scratch / f"fit-{workers}"), "-q",
+                "--workers", workers, pinned=False)  # fmt: skip
+            speed[f"fit3dmm_32_workers_{workers}_s"] = time.perf_counter() - start
+            workdir = fitted_workdir(scratch, f"speed-{workers}", 4)
+            targets(workdir, SPEEDUP_TARGETS, 4)
+            run = render_blend(workdir, SPEEDUP_TARGETS, False, "--workers", workers)
+            speed[f"render_blend_workers_{workers}_s"] = run["seconds"]
+        speed["fit3dmm_speedup"] = speed["fit3dmm_32_workers_1_s"] / speed["fit3dmm_32_workers_2_s"]
+        speed["render_blend_speedup"] = (
+            speed["render_blend_workers_1_s"] / speed["render_blend_workers_2_s"]
+        )
+        results["workers"] = speed
+    atomic_write_text(RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "sizes"}, indent=2))
+
+
+if __name__ == "__main__":
+    main(tuple(int(a) for a in sys.argv[1:]) or SIZES)
