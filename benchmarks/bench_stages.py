@@ -87,7 +87,9 @@ def cli(*args: str, pinned: bool) -> dict:
     except (IndexError, ValueError):
         raise RuntimeError(f"augmentface {' '.join(args)} failed:\n{out.stderr[-2000:]}") from None
     if result["code"] not in (0, 1):
-        raise RuntimeError(f"augmentface {' '.join(args)} exited {result['code']}")
+        raise RuntimeError(
+            f"augmentface {' '.join(args)} exited {result['code']}:\n{out.stderr[-2000:]}"
+        )
     return {"seconds": seconds, **result}
 
 

@@ -43,6 +43,8 @@ class FaceModel:
     topology: MeshTopology
     rig: AURig
     neutral_verts_model_mm: np.ndarray
+    #: The landmarker bundle the model was built on (a worker process rebuilds it from there).
+    landmarker_path: str
 
     @property
     def mean_verts_model_mm(self) -> np.ndarray:
@@ -110,7 +112,7 @@ def _load(path: str, sha256: str) -> FaceModel:
     model_id = f"mediapipe468-facs{RIG_VERSION}-cal{calibration_digest()}@{sha256[:12]}"
     topology = MeshTopology(mesh.verts_model_mm, mesh.triangles)
     neutral = close_lips(mesh.verts_model_mm) + neutral_offsets_model_mm()
-    return FaceModel(model_id, mesh, topology, rig, neutral)
+    return FaceModel(model_id, mesh, topology, rig, neutral, path)
 
 
 def calibration_digest() -> str:

@@ -35,6 +35,7 @@ from augmentface.expression.va_evaluation import (
 )
 from augmentface.face.model import FaceModel, load_face_model
 from augmentface.stages.fitted import read_fitted
+from augmentface.stages.lineage import face_model_of
 
 
 def va_prior_offsets(model: FaceModel):
@@ -90,7 +91,7 @@ def run_build_class_models(config: BuildClassModelsConfig) -> BuildReport:
     """
     if config.kind not in ("va", "emotion"):
         raise UsageError(f"kind must be 'va' or 'emotion', got {config.kind!r}")
-    model = load_face_model()
+    model = face_model_of(config.fits)
     fits = _labelled(read_fitted(config.fits, model), config.kind, config.fits)
     deformations = expression_deformations_model_mm(fits, model, config.neutral)
     rows = fits.loc[deformations.index]
@@ -161,7 +162,7 @@ def run_evaluate_va(config: EvaluateVAConfig) -> pd.DataFrame:
     ceiling). One table: ``source`` in {"real", "class-models", "prior"}, per class and
     overall (``va_class`` -1).
     """
-    model = load_face_model()
+    model = face_model_of(config.fits)
     models = load_models_for(config.model, "va")
     fits = _labelled(read_fitted(config.fits, model), "va", config.fits)
     deformations = expression_deformations_model_mm(fits, model, config.neutral)

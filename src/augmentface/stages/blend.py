@@ -34,6 +34,7 @@ from augmentface.stages.common import (
     upstream,
 )
 from augmentface.stages.execution import Execution, cached
+from augmentface.stages.lineage import FIT_FIRST, upstream_path
 from augmentface.stages.render import last_frame
 from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
@@ -204,10 +205,9 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     workdir = Path(config.workdir)
     renders_path = Path(config.renders or workdir / RENDERS_FILE)
     renders = upstream(renders_path, RENDERS, "augmentface render")
+    targets_path = upstream_path(renders.meta, "targets", renders_path)
     targets = read_manifest(
-        renders.meta["params"]["targets"],
-        TARGETS,
-        run_first="augmentface synth-au or augmentface synth-va",
+        targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
     )
     out_dir = Path(config.output or workdir / OUTPUT_DIR)
     path = out_dir / LABELS_FILE
@@ -235,7 +235,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     }
     fits, blendshape_names = None, None
     if config.gates.active:
-        fits = upstream(Path(targets.meta["params"]["fits"]), FITS, "augmentface fit3dmm IMAGES")
+        fits = upstream(upstream_path(targets.meta, "fits", targets_path), FITS, FIT_FIRST)
         blendshape_names = tuple(fits.meta["params"]["blendshape_names"])
     seed = targets.meta.get("seed")
     stage = Stage(

@@ -27,7 +27,6 @@ from augmentface.metrics.measure import OutputMeasurer
 from augmentface.render.crop_file import read_crop
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
-    FITS_FILE,
     LABELS_FILE,
     OUTPUT_DIR,
     StageReport,
@@ -35,6 +34,7 @@ from augmentface.stages.common import (
     row_failure,
     upstream,
 )
+from augmentface.stages.lineage import FIT_FIRST, find_upstream, upstream_path
 from augmentface.stages.schemas import (
     AU_NAMES,
     EVALUATION,
@@ -167,11 +167,9 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
     workdir = Path(config.workdir)
     labels_path = Path(config.labels or workdir / OUTPUT_DIR / LABELS_FILE)
     labels = upstream(labels_path, LABELS, "augmentface blend")
-    renders = read_manifest(
-        labels.meta["params"]["renders"], RENDERS, run_first="augmentface render"
-    )
-    fits_path = Path(labels.meta["params"]["renders"]).parent / FITS_FILE
-    fits = upstream(fits_path, FITS, "augmentface fit3dmm IMAGES")
+    renders_path = upstream_path(labels.meta, "renders", labels_path)
+    renders = read_manifest(renders_path, RENDERS, run_first="augmentface render")
+    fits = upstream(find_upstream(labels.meta, labels_path, "fits"), FITS, FIT_FIRST)
     fit_rows = {(r["image_path"], int(r["face_index"])): r for r in fits.df.to_dict("records")}
     render_rows = {tuple(r[k] for k in RENDERS.key): r for r in renders.df.to_dict("records")}
     names = tuple(fits.meta["params"]["blendshape_names"])

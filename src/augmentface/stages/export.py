@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 from augmentface.errors import UsageError
-from augmentface.face.model import load_face_model
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
@@ -18,6 +17,7 @@ from augmentface.stages.common import (
     sample_name,
     upstream,
 )
+from augmentface.stages.lineage import face_model_of
 from augmentface.stages.schemas import FITS, TARGETS
 
 MESH_FORMATS = ("obj", "ply")
@@ -45,8 +45,8 @@ def run_export_meshes(config: ExportConfig | None = None) -> StageReport:
     config = config or ExportConfig()
     workdir = Path(config.workdir)
     out_dir = Path(config.out or workdir / "meshes")
-    model = load_face_model()
     fits = upstream(workdir / FITS_FILE, FITS, "augmentface fit3dmm IMAGES")
+    model = face_model_of(fits)
     faces = {
         (r["image_path"], int(r["face_index"])): r
         for r in fits.df.to_dict("records")

@@ -227,6 +227,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         "proposals": config.proposals,
         "max_pixels": config.max_pixels,
         "fit": asdict(config.fit),
+        "landmarker": str(landmarker_file.path),
         "landmarker_sha256": landmarker_file.sha256,
         "au_names": list(AU_NAMES),
         "blendshape_names": list(BLENDSHAPE_NAMES),

@@ -18,8 +18,8 @@ from augmentface.expression.learned.source import LearnedAUSource
 from augmentface.expression.learned.train import train_au_model
 from augmentface.expression.learned.trained import EpochStats, TrainedAUModel
 from augmentface.expression.targets import RigSource
-from augmentface.face.model import load_face_model
 from augmentface.stages.fitted import read_fitted
+from augmentface.stages.lineage import face_model_of
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def run_train_au(config: TrainStageConfig, progress=None) -> TrainedAUModel:
 
     ``progress`` is called with each epoch's :class:`EpochStats`.
     """
-    model = load_face_model()
+    model = face_model_of(config.fits)
     fits = read_fitted(config.fits, model)
     trained = train_au_model(fits, model, config.train, progress)
     trained.save_checkpoint(config.out)
@@ -55,7 +55,7 @@ class EvaluateAUStageConfig:
 def run_evaluate_au(config: EvaluateAUStageConfig) -> pd.DataFrame:
     """Per-AU fidelity, realism and diversity of direct mode and, if given, a learned model,
     on the same held-out frames and in the same basis; one table, a ``source`` column apart."""
-    model = load_face_model()
+    model = face_model_of(config.fits)
     heldout = read_fitted(config.fits, model)
     sources = [RigSource(model.rig)]
     if config.model is not None:

@@ -38,6 +38,7 @@ from augmentface.stages.common import (
     upstream,
 )
 from augmentface.stages.execution import Execution, cached
+from augmentface.stages.lineage import FIT_FIRST, face_model_of, upstream_path
 from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import FITS, RENDERS, TARGETS
 
@@ -122,9 +123,10 @@ class RenderTask:
 
     details: str | Path | None
     out_dir: Path
+    landmarker: str  # the bundle the fits were made with (lineage.face_model_of)
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
-        model = cached("face model", load_face_model)
+        model = cached(f"face model {self.landmarker}", lambda: load_face_model(self.landmarker))
         maps = cached(f"detail maps {self.details}", lambda: detail_choice(self.details, model)[0])
         work = functools.partial(self.render, model=model, maps=maps)
         return [attempt(work, item, item["image_path"]) for item in items]
@@ -196,9 +198,8 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
     workdir = Path(config.workdir)
     targets_path = Path(config.targets or workdir / TARGETS_FILE)
     targets = upstream(targets_path, TARGETS, "augmentface synth-au or augmentface synth-va")
-    fits_path = Path(targets.meta["params"]["fits"])
-    fits = upstream(fits_path, FITS, "augmentface fit3dmm IMAGES")
-    model = load_face_model()
+    fits = upstream(upstream_path(targets.meta, "fits", targets_path), FITS, FIT_FIRST)
+    model = face_model_of(fits)
     if targets.meta.get("face_model_id") != model.model_id:
         raise UsageError(
             f"{targets_path}: made with face model "
@@ -223,7 +224,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         params=params,
         seed=targets.meta.get("seed"),
         face_model_id=model.model_id,
-        task=RenderTask(config.details, workdir / RENDERS_DIR),
+        task=RenderTask(config.details, workdir / RENDERS_DIR, str(model.landmarker_path)),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in RENDERS.key),
         failure_row=_failure_row,

@@ -197,7 +197,11 @@ RENDERS = Schema(
     key=TARGETS.key,
     columns=(
         *_KEY_SAMPLE,
-        Column("render_path", "string", "RGBA crop (.rgbaz, render/crop_file.py): the re-rendered face, alpha = mask"),
+        Column(
+            "render_path",
+            "string",
+            "RGBA crop (.rgbaz, render/crop_file.py): the re-rendered face, alpha = mask",
+        ),
         Column(
             "roi_px",
             "array",

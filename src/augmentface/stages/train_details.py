@@ -35,7 +35,7 @@ import pandas as pd
 
 from augmentface.datasets.frames import read_frame
 from augmentface.errors import RowError, UsageError
-from augmentface.face.model import N_MESH_VERTICES, FaceModel, load_face_model
+from augmentface.face.model import N_MESH_VERTICES, FaceModel
 from augmentface.render.details import (
     INTENSITY_E,
     DetailMaps,
@@ -46,6 +46,7 @@ from augmentface.render.details import (
 from augmentface.render.rasterize import signed_areas_px2
 from augmentface.stages.common import frame_order, progress
 from augmentface.stages.fitted import read_fitted
+from augmentface.stages.lineage import face_model_of
 from augmentface.stages.schemas import LABEL_AU_COLUMNS
 from augmentface.stages.synth import is_neutral_face
 
@@ -199,7 +200,7 @@ def learn_detail_maps(config: DetailLearnConfig, quiet: bool = True) -> LearnedD
         The manifest is missing, of another face model, has no labelled AU, or no subject with
         a neutral frame.
     """
-    model = load_face_model()
+    model = face_model_of(config.fits)
     fits = read_fitted(config.fits, model)
     aus = labelled_aus(fits, model)
     if not aus:

@@ -30,6 +30,7 @@ from augmentface.face.model import FaceModel, load_face_model
 from augmentface.imageio import DEFAULT_MAX_PIXELS
 from augmentface.manifest import read_meta
 from augmentface.stages.fitted import read_fitted
+from augmentface.stages.lineage import face_model_of
 from augmentface.stages.schemas import LABEL_AU_COLUMNS
 
 
@@ -87,14 +88,13 @@ def donor_from_image(path: Path, model: FaceModel, landmarker: Path | None = Non
 
 def load_donor(source: Path, row: int = 0, landmarker: Path | None = None) -> Donor:
     """A donor from a fits manifest (Parquet written by fit3dmm) or from a photo."""
-    model = load_face_model()
     if not Path(source).exists():
         raise UsageError(f"{source}: no such fits manifest or image")
     try:
         read_meta(source)
     except UsageError:  # not a manifest: a photo
-        return donor_from_image(source, model, landmarker)
-    return donor_from_fits(source, row, model)
+        return donor_from_image(source, load_face_model(landmarker), landmarker)
+    return donor_from_fits(source, row, face_model_of(source))
 
 
 def transfer_target(donor: Donor) -> ExpressionTarget:
