@@ -35,7 +35,7 @@ for c in FITS.columns:
     elif not c.nullable and c.name not in row:
         row[c.name] = {"string": "x", "int64": 0, "float64": 0.0, "bool": False}[c.dtype]
 start = time.perf_counter()
-with ManifestWriter(path, FITS, None, params={}, seed=None, face_model_id=None,
+with ManifestWriter(path, FITS, params={}, seed=None, face_model_id=None,
                     every_n=part_rows) as writer:
     for i in range(n):
         writer.add({**row, "image_path": f"img/{i:07d}.jpg"})

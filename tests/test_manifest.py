@@ -452,7 +452,7 @@ def test_writer_checkpoints_and_keeps_rows_on_exception(tmp_path: Path) -> None:
     path = tmp_path / "m.parquet"
     rows = row_dicts(8)
     with pytest.raises(RuntimeError, match="crash"):
-        with ManifestWriter(path, SCHEMA, None, every_n=3, **PROVENANCE) as writer:
+        with ManifestWriter(path, SCHEMA, every_n=3, **PROVENANCE) as writer:
             for i, row in enumerate(rows):
                 if i == 7:
                     raise RuntimeError("crash")
@@ -487,7 +487,7 @@ def test_writer_resumes_from_previous_manifest(tmp_path: Path) -> None:
     done = done_keys(previous, SCHEMA)
     todo = [r for r in row_dicts(6, seed=4) if (r["image"], r["face"]) not in done]
 
-    with ManifestWriter(path, SCHEMA, previous, every_n=2, **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, resume=True, every_n=2, **PROVENANCE) as writer:
         for row in todo:
             writer.add(row)
 
@@ -535,9 +535,8 @@ def test_writer_appends_parts_and_a_retried_row_replaces_the_failed_one(tmp_path
     path = tmp_path / "m.parquet"
     write(path, make_rows(4, failed=(1,)))
     first = _files(path)
-    previous = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
     retry = row_dicts(2, seed=5)[1]
-    with ManifestWriter(path, SCHEMA, previous, **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as writer:
         writer.add(retry)
     assert {k: v for k, v in _files(path).items() if k in first} == first  # untouched
     got = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
@@ -551,7 +550,7 @@ def test_writer_appends_parts_and_a_retried_row_replaces_the_failed_one(tmp_path
 def test_a_fresh_writer_replaces_another_jobs_parts(tmp_path: Path) -> None:
     path = tmp_path / "m.parquet"
     write(path, make_rows(5))
-    with ManifestWriter(path, SCHEMA, None, every_n=1, **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, every_n=1, **PROVENANCE) as writer:
         writer.add(row_dicts(1, seed=3)[0])
         # The old rows are void from the new run's first part on, and removed.
         assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 1
@@ -567,11 +566,11 @@ def test_a_fresh_writer_replaces_another_jobs_parts(tmp_path: Path) -> None:
 def test_a_part_without_its_marker_is_ignored_and_a_changed_part_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.parquet"
     write(path, make_rows(3))
-    with ManifestWriter(path, SCHEMA, make_rows(3), **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as writer:
         writer.add(row_dicts(5, seed=2)[4])
     (path / "_part-00001.json").unlink()  # as if killed between the part and its marker
     assert keys(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == keys(make_rows(3))
-    with ManifestWriter(path, SCHEMA, make_rows(3), **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as writer:
         writer.add(row_dicts(5, seed=2)[3])
     assert sorted(p.index for p in live_parts(path)) == [0, 2]  # the next free index
     part = live_parts(path)[0].path
@@ -596,11 +595,11 @@ def test_a_second_run_on_the_same_manifest_is_refused(tmp_path: Path) -> None:
     """Two runs on one workdir would void or mix each other's rows: the second stops with one
     line, and the manifest is free again once the first ends."""
     path = tmp_path / "m.parquet"
-    first = ManifestWriter(path, SCHEMA, None, **PROVENANCE)
+    first = ManifestWriter(path, SCHEMA, **PROVENANCE)
     first.add(row_dicts(1)[0])
     with pytest.raises(ManifestBusyError, match=r"another run \(pid \d+\) is writing"):
-        ManifestWriter(path, SCHEMA, None, **PROVENANCE)
+        ManifestWriter(path, SCHEMA, **PROVENANCE)
     first.close()
-    with ManifestWriter(path, SCHEMA, make_rows(1), **PROVENANCE) as again:
+    with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as again:
         again.add(row_dicts(2)[1])
     assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 2

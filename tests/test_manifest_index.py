@@ -17,11 +17,11 @@ from tests.test_manifest import PROVENANCE, RUN_FIRST, SCHEMA, keys, make_rows, 
 def _with_a_retry(path: Path) -> None:
     """Three parts of 4 rows, then a part where a failed row is redone and an ok one fails."""
     rows = make_rows(12, failed=(2, 9))
-    with ManifestWriter(path, SCHEMA, None, every_n=4, **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, every_n=4, **PROVENANCE) as writer:
         for row in rows.to_dict("records"):
             writer.add(row)
     redo = make_rows(12, seed=4, failed=(5,)).to_dict("records")
-    with ManifestWriter(path, SCHEMA, rows, **PROVENANCE) as writer:
+    with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as writer:
         writer.add(redo[2])  # img/002 now ok
         writer.add(redo[5])  # img/005 now failed
 
@@ -89,3 +89,12 @@ def test_key_hashes_are_stable():
     assert key_hash(("a.jpg", 3)) != key_hash(("a.jpg", 4))
     # blake2b-64 of "a.jpg\x1f3", halved: fixed across versions, or resume would redo all
     assert key_hash(("a.jpg", 3)) == 4137422272723369975
+
+
+def test_rows_stream_the_manifest_in_order_with_the_last_row_of_each_key(tmp_path):
+    path = tmp_path / "m.parquet"
+    _with_a_retry(path)
+    whole = read_manifest(path, SCHEMA, run_first=RUN_FIRST).df
+    index = ManifestIndex(path, SCHEMA, ["image", "face", "status"], cached_parts=1)
+    streamed = [(r["image"], r["face"], r["status"]) for r in index.rows()]
+    assert streamed == list(whole[["image", "face", "status"]].itertuples(index=False, name=None))

@@ -191,3 +191,27 @@ def test_the_array_job_example_runs_one_shard_per_task():
     script = (Path(__file__).parents[1] / "examples" / "array-job.sbatch").read_text()
     assert "#SBATCH --array=" in script
     assert '--shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"' in script
+
+
+def test_items_are_pulled_as_the_work_goes_never_all_at_once(tmp_path, monkeypatch):
+    """Held rows stay flat: the runner takes an item from its (streamed) upstream only when
+    the one before is done, and the writer holds at most a checkpoint's rows."""
+    produced = [0]
+
+    def stream():
+        for i in range(2_000):
+            produced[0] += 1
+            yield f"img{i:05d}.jpg"
+
+    ahead = []
+
+    class Watching(ManifestWriter):
+        def add(self, row):
+            ahead.append(produced[0] - int(row["image_path"][3:8]))
+            assert len(self._rows) < self.every_n
+            super().add(row)
+
+    monkeypatch.setattr("augmentface.stages.runner.ManifestWriter", Watching)
+    report = run_stage(_stage(tmp_path / "toy.parquet"), stream(), Execution(), True)
+    assert report.done == 2_000
+    assert max(ahead) <= 1

@@ -58,6 +58,7 @@ __all__ = [
     "Schema",
     "done_keys",
     "pack_array",
+    "read_checked_meta",
     "read_manifest",
     "read_meta",
     "unpack_array",
@@ -423,6 +424,19 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{source}: not a readable Parquet file ({exc})") from exc
 
 
+def read_checked_meta(
+    path: str | os.PathLike[str], schema: Schema, *, run_first: str
+) -> dict[str, Any]:
+    """The provenance of the manifest at ``path``, checked to be of ``schema``'s stage and
+    version, without reading its rows (errors as :func:`read_manifest`'s)."""
+    try:
+        meta = read_meta(path)
+    except MissingManifestError as exc:
+        raise MissingManifestError(f"{exc}; run `{run_first}` first") from exc
+    _check_origin(Path(path), meta, schema, run_first)
+    return meta
+
+
 def read_manifest(path: str | os.PathLike[str], schema: Schema, *, run_first: str) -> Manifest:
     """Read a manifest written by :func:`write_manifest` or :class:`ManifestWriter`.
 
@@ -450,11 +464,7 @@ def read_manifest(path: str | os.PathLike[str], schema: Schema, *, run_first: st
         the schema, or a part changed after it was written.
     """
     path = Path(path)
-    try:
-        meta = read_meta(path)
-    except MissingManifestError as exc:
-        raise MissingManifestError(f"{exc}; run `{run_first}` first") from exc
-    _check_origin(path, meta, schema, run_first)
+    meta = read_checked_meta(path, schema, run_first=run_first)
     tables = read_parts(live_parts(path)) if path.is_dir() else [pq.read_table(path)]
     try:
         frames = [_frame(table, schema) for table in tables]
@@ -503,10 +513,10 @@ class ManifestWriter:
         The manifest directory.
     schema : Schema
         The stage's schema.
-    previous : pandas.DataFrame or None
-        Rows of the existing manifest being resumed (``read_manifest(...).df``), or None on a
-        fresh run: then the writer's first part replaces whatever the manifest held (another
-        job's rows, or a run with other parameters).
+    resume : bool
+        Whether this run resumes the manifest there (an earlier run of the same job: its rows
+        stay); else the writer's first part replaces whatever the manifest held (another
+        job's rows, or a run with other parameters). Default False.
     params, seed, face_model_id
         Provenance, as for :func:`write_manifest`.
     every_n : int, optional
@@ -525,7 +535,7 @@ class ManifestWriter:
 
     Examples
     --------
-    >>> with ManifestWriter(path, schema, prev_df, params=p, seed=0,
+    >>> with ManifestWriter(path, schema, resume=True, params=p, seed=0,
     ...                     face_model_id=None) as w:  # doctest: +SKIP
     ...     for item in todo:
     ...         w.add({"image": item, "status": "ok", "error": None, ...})
@@ -535,7 +545,7 @@ class ManifestWriter:
         self,
         path: str | os.PathLike[str],
         schema: Schema,
-        previous: pd.DataFrame | None = None,
+        resume: bool = False,
         *,
         params: Mapping[str, Any],
         seed: int | None,
@@ -553,7 +563,7 @@ class ManifestWriter:
             raise UsageError(f"{self.path}: a single-file manifest cannot take shards' parts")
         # A single-file manifest of an older version cannot take parts: start afresh. A
         # shard never starts afresh: the other shards' parts are as much the run as its own.
-        self._fresh = shard is None and (previous is None or self.path.is_file())
+        self._fresh = shard is None and (not resume or self.path.is_file())
         if self._fresh:
             _make_room(self.path)
         self._lock = WriterLock(self.path, shard=shard)

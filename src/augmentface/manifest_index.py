@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from augmentface.errors import UsageError
 from augmentface.manifest import STATUS_OK, Schema, _cells_from_arrow
 from augmentface.manifest_parts import Part, live_parts, read_parts
 
-__all__ = ["KeySet", "ManifestIndex", "key_hash"]
+__all__ = ["KeySet", "ManifestIndex", "column_values", "key_hash"]
 
 
 def key_hash(values: Iterable[Hashable]) -> int:
@@ -62,6 +62,13 @@ def _hashes(table: pa.Table, key: Sequence[str]) -> np.ndarray:
     return np.fromiter((key_hash(v) for v in zip(*columns, strict=True)), np.int64, table.num_rows)
 
 
+def column_values(path: Path, name: str) -> Iterator[Any]:
+    """Every stored value of one scalar column, part by part (a retried key's rows each
+    appear: for questions such as "which images", not for counting rows)."""
+    for source in _sources(Path(path)):
+        yield from _read(source, [name])[name].to_pylist()
+
+
 class KeySet:
     """The keys of a manifest's ``ok`` rows (of a key written twice, its last row decides).
 
@@ -71,13 +78,17 @@ class KeySet:
         The manifest (directory, or the single file of an older version; missing: empty).
     schema : Schema
         Its schema; only the key and ``status`` columns are read.
+    key : sequence of str, optional
+        The key columns (default: the schema's key); a prefix of it makes a key done when
+        its last row is ``ok`` (fit3dmm: an image, whatever its faces).
     """
 
-    def __init__(self, path: Path, schema: Schema) -> None:
+    def __init__(self, path: Path, schema: Schema, key: Sequence[str] | None = None) -> None:
+        key = tuple(key or schema.key)
         hashes, ok = [], []
         for source in _sources(Path(path)):
-            table = _read(source, [*schema.key, "status"])
-            hashes.append(_hashes(table, schema.key))
+            table = _read(source, [*key, "status"])
+            hashes.append(_hashes(table, key))
             ok.append(pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False))
         all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.int64)
         all_ok = np.concatenate(ok).astype(bool) if ok else np.zeros(0, bool)
@@ -85,6 +96,13 @@ class KeySet:
         reverse_hashes = all_hashes[::-1]
         unique, first = np.unique(reverse_hashes, return_index=True)
         self._done = unique[all_ok[::-1][first]]
+
+    @classmethod
+    def empty(cls) -> KeySet:
+        """No key done (a fresh run)."""
+        keys = cls.__new__(cls)
+        keys._done = np.zeros(0, np.int64)
+        return keys
 
     def __contains__(self, key: tuple[Hashable, ...]) -> bool:
         h = key_hash(key)
@@ -145,6 +163,14 @@ class ManifestIndex:
 
     def __len__(self) -> int:
         return len(self._hashes)
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row (its last version, for a key written twice), in the order the manifest
+        holds them, with the requested columns; one part decoded at a time."""
+        order = np.lexsort((self._where[:, 1], self._where[:, 0]))
+        for number, row in self._where[order]:
+            cells = self._part(int(number))
+            yield {name: cells[name][int(row)] for name in self.columns}
 
     def get(self, key: tuple[Hashable, ...]) -> dict[str, Any] | None:
         """The requested columns of the row with this key, or None when there is none."""

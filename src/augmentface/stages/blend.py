@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from augmentface.errors import UsageError
 from augmentface.expression.source_residual import RESIDUAL_LIMIT, label_conflict
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image, write_image_atomic
-from augmentface.manifest import read_manifest, write_manifest
+from augmentface.manifest import STATUS_OK, read_checked_meta, read_manifest, write_manifest
+from augmentface.manifest_index import KeySet, ManifestIndex, column_values
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.render.crop_file import read_crop
 from augmentface.stages.common import (
@@ -27,11 +28,9 @@ from augmentface.stages.common import (
     OUTPUT_DIR,
     RENDERS_FILE,
     StageReport,
-    frame_order,
+    file_digest,
     log,
-    manifest_digest,
     sample_name,
-    upstream,
 )
 from augmentface.stages.execution import Execution, cached
 from augmentface.stages.lineage import FIT_FIRST, upstream_path
@@ -109,7 +108,7 @@ def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str
         target["source_residual"],
         target["au_intensities"],
         au_numbers,
-        valence=float(target.get("valence", np.nan)),
+        valence=np.nan if target.get("valence") is None else float(target["valence"]),
         emotion=emotion if isinstance(emotion, str) else None,
         au_labelled=target.get("kind") in AU_LABELLED_KINDS,
         limit=limit,
@@ -168,21 +167,23 @@ class BlendTask:
         return [row]
 
 
-def _blend_items(renders, targets, fits, seed) -> list[dict[str, Any]]:
-    """The ``ok`` render rows with their target (and fit) rows, in frame order."""
-    labels = {tuple(r[k] for k in TARGETS.key): r for r in targets.to_dict("records")}
-    faces = (
-        {}
-        if fits is None
-        else {(r["image_path"], int(r["face_index"])): r for r in fits.to_dict("records")}
-    )
-    items = []
-    for row in renders[renders["status"] == "ok"].to_dict("records"):
-        target = labels[tuple(row[k] for k in TARGETS.key)]
-        face = faces.get((row["image_path"], int(row["face_index"])))
-        items.append({**row, "target": target, "fit": face, "seed": seed})
-    items.sort(key=lambda r: frame_order(r["image_path"]))
-    return items
+#: The target columns blend uses: the label and what its residual check reads.
+TARGET_COLUMNS_USED = (*TARGETS.key, *LABEL_COLUMNS, "au_intensities", "source_residual")
+
+
+def _blend_items(
+    renders_path: Path, targets_path: Path, fits_path: Path | None, seed: int | None
+) -> Iterator[dict[str, Any]]:
+    """The ``ok`` render rows, streamed in the renders' order, each with its ``target`` row
+    and (quality gates only, else None) its ``fit`` row."""
+    targets = ManifestIndex(targets_path, TARGETS, TARGET_COLUMNS_USED)
+    fits = None if fits_path is None else ManifestIndex(fits_path, FITS, FITS.names)
+    for render in ManifestIndex(renders_path, RENDERS, RENDERS.names).rows():
+        if render["status"] != STATUS_OK:
+            continue
+        key = tuple(render[k] for k in TARGETS.key)
+        face = None if fits is None else fits.get(key[:2])
+        yield {**render, "target": targets.get(key), "fit": face, "seed": seed}
 
 
 def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
@@ -204,9 +205,9 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     config = config or BlendConfig()
     workdir = Path(config.workdir)
     renders_path = Path(config.renders or workdir / RENDERS_FILE)
-    renders = upstream(renders_path, RENDERS, "augmentface render")
-    targets_path = upstream_path(renders.meta, "targets", renders_path)
-    targets = read_manifest(
+    renders = read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
+    targets_path = upstream_path(renders, "targets", renders_path)
+    targets = read_checked_meta(
         targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
     )
     out_dir = Path(config.output or workdir / OUTPUT_DIR)
@@ -214,15 +215,12 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     layout_root = None
     if config.layout is not None:
         layout_root = Path(config.layout_root or out_dir / config.layout).resolve()
-        _refuse_overwriting_sources(layout_root, renders.df["image_path"])
+        _refuse_overwriting_sources(layout_root, set(column_values(renders_path, "image_path")))
     params = {
         "renders": str(renders_path.resolve()),
-        "renders_digest": manifest_digest(
-            renders.df, [*RENDERS.key, "status", "render_path", "roi_px", "target_landmarks_px"]
-        ),
-        "labels_digest": manifest_digest(
-            targets.df, [*TARGETS.key, *LABEL_COLUMNS, "au_intensities", "source_residual"]
-        ),
+        # Any change of the upstream rows (a part replaced or added) starts blend afresh.
+        "renders_digest": file_digest(renders_path),
+        "labels_digest": file_digest(targets_path),
         "layout": config.layout,
         "layout_root": None if layout_root is None else str(layout_root),
         "method": config.method,
@@ -233,33 +231,33 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "keep_rejected": config.keep_rejected,
         "fps": config.fps,
     }
-    fits, blendshape_names = None, None
+    fits_path, blendshape_names = None, None
     if config.gates.active:
-        fits = upstream(upstream_path(targets.meta, "fits", targets_path), FITS, FIT_FIRST)
-        blendshape_names = tuple(fits.meta["params"]["blendshape_names"])
-    seed = targets.meta.get("seed")
+        fits_path = upstream_path(targets, "fits", targets_path)
+        fits = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
+        blendshape_names = tuple(fits["params"]["blendshape_names"])
+    seed = targets.get("seed")
     stage = Stage(
         name="blend",
         schema=LABELS,
         path=path,
         params=params,
         seed=seed,
-        face_model_id=renders.meta.get("face_model_id"),
+        face_model_id=renders.get("face_model_id"),
         task=BlendTask(config, out_dir, blendshape_names),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in LABELS.key),
         failure_row=_failure_row,
         every_n=1000,
     )
-    items = _blend_items(renders.df, targets.df, None if fits is None else fits.df, seed)
-    del targets, fits
-    report = run_stage(stage, items, config.execution, config.quiet)
-    del items
+    total = len(KeySet(renders_path, RENDERS))  # the ok renders
+    items = _blend_items(renders_path, targets_path, fits_path, seed)
+    report = run_stage(stage, items, config.execution, config.quiet, total=total)
     if config.execution.shard is not None:
         return report
     finished = read_manifest(path, LABELS, run_first="augmentface blend")
     if config.layout is not None and layout_root is not None:
-        _write_layout(path, finished, renders.df, config.layout, layout_root)
+        _write_layout(path, finished, renders_path, config.layout, layout_root)
     _write_sequences(finished.df, out_dir / SEQUENCES_DIR, config.fps)
     atomic_write_text(path.with_suffix(".csv"), finished.df.to_csv(index=False))
     return report
@@ -281,16 +279,17 @@ def _refuse_overwriting_sources(root: Path, image_paths) -> None:
 AU_LABELLED_KINDS = ("au", "transfer")
 
 
-def _write_layout(labels_path: Path, manifest, renders, layout: str, root: Path) -> None:
+def _write_layout(labels_path: Path, manifest, renders_path: Path, layout: str, root: Path) -> None:
     """Write the finished outputs in a dataset's layout and record where each one went
     (``manifest.df`` and the file at ``labels_path`` both get the ``layout_path`` column)."""
     labels = manifest.df
     ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
     ok.loc[~ok["kind"].isin(AU_LABELLED_KINDS), list(AU_NAMES)] = np.nan
-    landmarks = {
-        tuple(r[k] for k in LABELS.key): r["target_ibug68_px"] for r in renders.to_dict("records")
-    }
-    ok["ibug68_px"] = [landmarks.get(tuple(r[k] for k in LABELS.key)) for _, r in ok.iterrows()]
+    renders = ManifestIndex(renders_path, RENDERS, ["target_ibug68_px"])
+    ok["ibug68_px"] = [
+        (renders.get(key) or {}).get("target_ibug68_px")
+        for key in ok[list(LABELS.key)].itertuples(index=False, name=None)
+    ]
     written = write_layout(layout, ok, root)
     labels.loc[written.index, "layout_path"] = written["frame_ref"].where(
         written["frame_ref"].notna(), written["written_path"]

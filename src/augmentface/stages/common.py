@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,27 +100,51 @@ def progress(items: Iterable[T], description: str, total: int, quiet: bool) -> I
             bar.advance(task)
 
 
+@contextlib.contextmanager
+def progress_bar(
+    description: str, total: int | None, quiet: bool
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (none when ``quiet``); yields ``set_completed(n)``."""
+    if quiet:
+        yield lambda completed: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda completed: bar.update(task, completed=completed)
+
+
 def _normalise(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def previous_rows(path: Path, schema: Schema, params: Mapping[str, Any]) -> pd.DataFrame | None:
-    """Rows of an earlier run of the same job (same parameters) to resume from, else None.
-
-    An earlier manifest written with other parameters belongs to another job: it is replaced,
-    not resumed, so a result never mixes two configurations.
-    """
+def same_job(path: Path, params: Mapping[str, Any]) -> bool:
+    """Whether the manifest at ``path`` is an earlier run of the same job (same parameters),
+    to resume; a manifest written with other parameters belongs to another job: it is replaced,
+    not resumed, so a result never mixes two configurations."""
     if not path.exists():
-        return None
+        return False
     if path.is_file():
         log.info("%s is a single-file manifest of an older version: starting afresh", path)
-        return None
+        return False
     try:
         meta = read_meta(path)
     except Exception:  # an unreadable old manifest is simply replaced
-        return None
+        return False
     if _normalise(meta.get("params", {})) != _normalise(params):
         log.info("%s was written with other parameters: starting afresh", path)
+        return False
+    return True
+
+
+def previous_rows(path: Path, schema: Schema, params: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Rows of an earlier run of the same job (:func:`same_job`) to resume from, else None."""
+    if not same_job(path, params):
         return None
     return read_manifest(path, schema, run_first="").df
 

@@ -185,7 +185,7 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
         ManifestWriter(
             path,
             EVALUATION,
-            None,
+            False,
             params={"labels": str(labels_path.resolve())},
             seed=labels.meta.get("seed"),
             face_model_id=labels.meta.get("face_model_id"),

@@ -244,9 +244,9 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         face_model_id=model.model_id,
         task=FitTask(detect_config, config),
         image_of=lambda source: source.image_path,
-        resume_key=lambda source: source.image_path,
+        resume_key=lambda source: (source.image_path,),
         failure_row=_failure_row,
-        done_key=lambda key: key[0],  # a finished face finishes its image
+        done_key=("image_path",),  # a finished face finishes its image
         every_n=200,
     )
-    return run_stage(stage, sources, config.execution, config.quiet)
+    return run_stage(stage, sources, config.execution, config.quiet, total=len(sources))

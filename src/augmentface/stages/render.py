@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from augmentface.datasets.frames import read_frame
 from augmentface.errors import UpstreamRowError, UsageError
 from augmentface.face import topology as topo
 from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
 from augmentface.frames import offsets_model_to_image
+from augmentface.manifest import STATUS_OK, read_checked_meta
+from augmentface.manifest_index import KeySet, ManifestIndex
 from augmentface.render.crop_file import SUFFIX, write_crop
 from augmentface.render.detail_maps import BUILTIN_SOURCE, builtin_detail_maps
 from augmentface.render.details import (
@@ -32,10 +33,7 @@ from augmentface.stages.common import (
     TARGETS_FILE,
     StageReport,
     file_digest,
-    frame_order,
-    manifest_digest,
     sample_name,
-    upstream,
 )
 from augmentface.stages.execution import Execution, cached
 from augmentface.stages.lineage import FIT_FIRST, face_model_of, upstream_path
@@ -167,25 +165,23 @@ class RenderTask:
         return [row]
 
 
-def _render_items(targets: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, Any]]:
-    """The ``ok`` target rows with their fit's columns (prefixed ``fit_``), in frame order so
-    that each photo is decoded once."""
-    fit_columns = [c for c in FIT_COLUMNS_USED if c not in ("image_path", "face_index", "status")]
-    face_rows = {
-        (r["image_path"], int(r["face_index"])): {f"fit_{c}": r[c] for c in fit_columns}
-        for r in fits.to_dict("records")
-        if r["status"] == "ok"
-    }
-    wanted = ["expression_offsets_model_mm", "au_intensities"]
-    items = [
-        {
-            **{k: r[k] for k in (*RENDERS.key, *wanted)},
-            **face_rows.get((r["image_path"], int(r["face_index"])), {}),
-        }
-        for r in targets[targets["status"] == "ok"].to_dict("records")
-    ]
-    items.sort(key=lambda r: frame_order(r["image_path"]))
-    return items
+#: The target columns a render uses.
+TARGET_COLUMNS_USED = (*RENDERS.key, "status", "expression_offsets_model_mm", "au_intensities")
+
+
+def _render_items(targets_path: Path, fits_path: Path) -> Iterator[dict[str, Any]]:
+    """The ``ok`` target rows, streamed in the targets' order (synth writes a face's targets
+    together, so each photo is decoded once), each with its fit's columns (``fit_``-prefixed;
+    none when the face has no finished fit)."""
+    fits = ManifestIndex(fits_path, FITS, FIT_COLUMNS_USED)
+    for target in ManifestIndex(targets_path, TARGETS, TARGET_COLUMNS_USED).rows():
+        if target["status"] != STATUS_OK:
+            continue
+        fit = fits.get((target["image_path"], target["face_index"]))
+        joined = {k: v for k, v in target.items() if k != "status"}
+        if fit is not None and fit["status"] == STATUS_OK:
+            joined.update({f"fit_{k}": v for k, v in fit.items() if k not in RENDERS.key})
+        yield joined
 
 
 def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
@@ -197,23 +193,23 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
     config = config or RenderConfig()
     workdir = Path(config.workdir)
     targets_path = Path(config.targets or workdir / TARGETS_FILE)
-    targets = upstream(targets_path, TARGETS, "augmentface synth-au or augmentface synth-va")
-    fits = upstream(upstream_path(targets.meta, "fits", targets_path), FITS, FIT_FIRST)
-    model = face_model_of(fits)
-    if targets.meta.get("face_model_id") != model.model_id:
+    targets = read_checked_meta(
+        targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
+    )
+    fits_path = upstream_path(targets, "fits", targets_path)
+    read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
+    model = face_model_of(fits_path)
+    if targets.get("face_model_id") != model.model_id:
         raise UsageError(
-            f"{targets_path}: made with face model "
-            f"{targets.meta.get('face_model_id')}, this installation has "
-            f"{model.model_id}; run fit3dmm and synth again"
+            f"{targets_path}: made with face model {targets.get('face_model_id')}, its fits "
+            f"with {model.model_id}; run synth again"
         )
     _, details_params = detail_choice(config.details, model)
     params = {
         "targets": str(targets_path.resolve()),
-        "targets_digest": manifest_digest(
-            targets.df,
-            [*TARGETS.key, "status", "expression_offsets_model_mm", "au_intensities"],
-        ),
-        "fits_digest": manifest_digest(fits.df, FIT_COLUMNS_USED),
+        # Any change of the upstream rows (a part replaced or added) starts render afresh.
+        "targets_digest": file_digest(targets_path),
+        "fits_digest": file_digest(fits_path),
         "crop_format": SUFFIX,
         **details_params,
     }
@@ -222,7 +218,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         schema=RENDERS,
         path=workdir / RENDERS_FILE,
         params=params,
-        seed=targets.meta.get("seed"),
+        seed=targets.get("seed"),
         face_model_id=model.model_id,
         task=RenderTask(config.details, workdir / RENDERS_DIR, str(model.landmarker_path)),
         image_of=lambda item: item["image_path"],
@@ -230,6 +226,6 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         failure_row=_failure_row,
         every_n=1000,
     )
-    items = _render_items(targets.df, fits.df)
-    del targets, fits  # the items carry what the renders need
-    return run_stage(stage, items, config.execution, config.quiet)
+    total = len(KeySet(targets_path, TARGETS))  # the ok targets
+    items = _render_items(targets_path, fits_path)
+    return run_stage(stage, items, config.execution, config.quiet, total=total)

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from augmentface.errors import UsageError
-from augmentface.manifest import STATUS_OK, ManifestWriter, Schema, done_keys
+from augmentface.manifest import STATUS_OK, ManifestWriter, Schema
+from augmentface.manifest_index import KeySet
 from augmentface.manifest_parts import live_parts
-from augmentface.stages.common import StageReport, previous_rows, progress, row_failure
+from augmentface.stages.common import StageReport, progress_bar, row_failure, same_job
 from augmentface.stages.execution import Execution, close_cached, dask_client
 
 Item = TypeVar("Item")
@@ -75,12 +76,13 @@ class Stage(Generic[Item]):
     image_of : callable
         The image (path or frame reference) of an item: shard membership and messages.
     resume_key : callable
-        An item's key among :attr:`done_key` of the manifest's finished rows.
+        An item's key in the manifest it writes: an item whose key has an ``ok`` row there
+        is done.
     failure_row : callable
         ``(item, status, message) -> row`` recorded for a failed item.
-    done_key : callable
-        A finished row's schema key -> the item key it finishes (fit3dmm's rows are faces,
-        its items images). Default: the schema key itself.
+    done_key : tuple of str, optional
+        The key columns that say an item is done, when not the schema's whole key
+        (fit3dmm's rows are faces, its items images: ``("image_path",)``).
     every_n : int
         Rows per checkpoint (manifest part).
     """
@@ -95,14 +97,22 @@ class Stage(Generic[Item]):
     image_of: Callable[[Item], str]
     resume_key: Callable[[Item], Hashable]
     failure_row: Callable[[Item, str, str], dict[str, Any]]
-    done_key: Callable[[tuple[Hashable, ...]], Hashable] = lambda key: key
+    done_key: tuple[str, ...] | None = None
     every_n: int = 1000
 
 
 def run_stage(
-    stage: Stage[Item], items: Iterable[Item], execution: Execution, quiet: bool
+    stage: Stage[Item],
+    items: Iterable[Item],
+    execution: Execution,
+    quiet: bool,
+    total: int | None = None,
 ) -> StageReport:
     """Do every item of ``items`` not done yet, write the stage's manifest, report counts.
+
+    ``items`` is consumed once, lazily: a stage may stream them from its upstream manifest,
+    and only a checkpoint's rows and a window of tasks are ever held. ``total`` (items,
+    skipped ones included) sizes the progress bar.
 
     Raises
     ------
@@ -112,45 +122,51 @@ def run_stage(
     ManifestBusyError
         Another run writes the manifest (for a shard: the same shard, or a whole run).
     """
-    previous = previous_rows(stage.path, stage.schema, stage.params)
     shard = execution.shard
-    if shard is not None and previous is None and stage.path.is_dir() and live_parts(stage.path):
+    resuming = same_job(stage.path, stage.params)
+    if shard is not None and not resuming and stage.path.is_dir() and live_parts(stage.path):
         raise UsageError(
             f"{stage.path}: holds rows of another job (other parameters); shards add to a "
             "manifest and never replace it: remove it, or run once without --shard"
         )
-    done = {stage.done_key(key) for key in done_keys(previous, stage.schema)}
     report = StageReport(stage.name, stage.path)
-    with (
-        ManifestWriter(
-            stage.path,
-            stage.schema,
-            previous,
-            params=stage.params,
-            seed=stage.seed,
-            face_model_id=stage.face_model_id,
-            every_n=stage.every_n,
-            shard=None if shard is None else str(shard),
-        ) as writer
-    ):
-        del previous  # the done keys are all the run needs of it
-        todo = []
-        for item in items:
-            if shard is not None and not shard.holds(stage.image_of(item)):
-                continue
-            if stage.resume_key(item) in done:
-                report.skipped += 1
-            else:
-                todo.append(item)
-        # Nothing to do starts no cluster.
-        with dask_client(execution if todo else Execution()) as client:
+    with ManifestWriter(
+        stage.path,
+        stage.schema,
+        resume=resuming,
+        params=stage.params,
+        seed=stage.seed,
+        face_model_id=stage.face_model_id,
+        every_n=stage.every_n,
+        shard=None if shard is None else str(shard),
+    ) as writer:
+        done = KeySet(stage.path, stage.schema, stage.done_key) if resuming else KeySet.empty()
+
+        def todo() -> Iterator[Item]:
+            for item in items:
+                if shard is not None and not shard.holds(stage.image_of(item)):
+                    continue
+                if stage.resume_key(item) in done:
+                    report.skipped += 1
+                else:
+                    yield item
+
+        pending = todo()
+        first = next(pending, None)
+        if first is None:  # nothing to do starts no cluster
+            return report
+        pending = itertools.chain([first], pending)
+        with (
+            dask_client(execution) as client,
+            progress_bar(stage.name, total, quiet) as show,
+        ):
             if client is None:
-                outcomes = _in_process(stage, todo)
+                outcomes = _in_process(stage, pending)
             else:
-                outcomes = _on_dask(client, stage, todo, execution)
-            finished = progress(outcomes, stage.name, len(todo), quiet)
-            for item, (rows, failure) in finished:
+                outcomes = _on_dask(client, stage, pending, execution)
+            for count, (item, (rows, failure)) in enumerate(outcomes, 1):
                 _record(stage, writer, report, item, rows, failure)
+                show(count + report.skipped)
     return report
 
 
@@ -174,7 +190,7 @@ def _record(
             report.reject(f"{stage.image_of(item)}: {row['error']}")
 
 
-def _in_process(stage: Stage[Item], todo: list[Item]) -> Iterator[tuple[Item, Outcome]]:
+def _in_process(stage: Stage[Item], todo: Iterator[Item]) -> Iterator[tuple[Item, Outcome]]:
     try:
         for item in todo:
             yield item, stage.task([item])[0]
@@ -182,14 +198,14 @@ def _in_process(stage: Stage[Item], todo: list[Item]) -> Iterator[tuple[Item, Ou
         close_cached()  # release MediaPipe's graphs now, not at interpreter exit
 
 
-def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
+def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
 
 
 def _on_dask(
-    client: Any, stage: Stage[Item], todo: list[Item], execution: Execution
+    client: Any, stage: Stage[Item], todo: Iterator[Item], execution: Execution
 ) -> Iterator[tuple[Item, Outcome]]:
     """Outcomes of Dask tasks of ``rows_per_task`` items, in the order they finish.
 

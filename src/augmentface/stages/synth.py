@@ -238,7 +238,7 @@ def run_synth(
     with ManifestWriter(
         path,
         TARGETS,
-        previous,
+        previous is not None,
         params=params,
         seed=config.seed,
         face_model_id=model.model_id,
