@@ -234,7 +234,14 @@ def dask_client(execution: Execution) -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
         # A task whose worker dies is given to another worker this many times before Dask
         # gives up on it (KilledWorker); the runner then splits it into single rows.
-        stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": 2}))
+        # Only a task a worker is running is blamed when that worker dies: with
+        # worker-saturation 1.0 no other task waits queued on it, so a crash never counts
+        # against its innocent neighbours.
+        settings = {
+            "distributed.scheduler.allowed-failures": 2,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+        stack.enter_context(dask.config.set(settings))
         if execution.scheduler is not None:
             client = stack.enter_context(distributed.Client(execution.scheduler))
         elif execution.cluster is not None:
