@@ -1,4 +1,5 @@
-"""Commands of the image pipeline: fit3dmm, render, blend, evaluate, report, export-mesh, run."""
+"""Commands of the image pipeline: fit3dmm, render, blend, export-layout, evaluate, report,
+export-mesh, run."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ from augmentface.stages.blend import BlendConfig, run_blend
 from augmentface.stages.common import DEFAULT_WORKDIR
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.render import BUILTIN_DETAILS, RenderConfig, run_render
+
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Also write the outputs in a dataset's own layout and label format, so its "
+        f"training code reads them unchanged: {', '.join(LAYOUTS)}. Subject ids are kept."
+    ),
+]
+LayoutRoot = Annotated[
+    Path | None, typer.Option(help="Root of that layout (default OUTPUT/<layout>).")
+]
+Fps = Annotated[float, typer.Option(min=1.0, help="Frame rate of smooth-path videos (frames/s).")]
 
 
 def residual_limit(value: float) -> float | None:
@@ -179,19 +192,9 @@ def blend(
     min_response: MinResponse = None,
     max_source_residual: MaxSourceResidual = RESIDUAL_LIMIT,
     keep_rejected: KeepRejected = False,
-    layout: Annotated[
-        str | None,
-        typer.Option(
-            help="Also write the outputs in a dataset's own layout and label format, so its "
-            f"training code reads them unchanged: {', '.join(LAYOUTS)}. Subject ids are kept."
-        ),
-    ] = None,
-    layout_root: Annotated[
-        Path | None, typer.Option(help="Root of that layout (default OUTPUT/<layout>).")
-    ] = None,
-    fps: Annotated[
-        float, typer.Option(min=1.0, help="Frame rate of smooth-path videos (frames/s).")
-    ] = 25.0,
+    layout: LayoutOption = None,
+    layout_root: LayoutRoot = None,
+    fps: Fps = 25.0,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
@@ -300,6 +303,41 @@ def export_mesh(
         ExportConfig, workdir=workdir, source=source, out=out, mesh_format=mesh_format, quiet=quiet
     )
     finish([run_or_exit(run_export_meshes, config)], quiet, allow_failures)
+
+
+@app.command(
+    "export-layout",
+    help=(
+        "What needs every blended output at once, from OUTPUT/labels.parquet: "
+        "OUTPUT/labels.csv, smooth paths' videos (OUTPUT/sequences/*.mp4) and, with --layout, "
+        "the outputs in a dataset's own layout. blend runs it at the end; after `blend "
+        "--shard` array jobs, run it once when every shard is done."
+    ),
+)
+def export_layout(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    output: Annotated[
+        Path | None, typer.Option(help="Output folder of blend (default WORKDIR/output).")
+    ] = None,
+    layout: LayoutOption = None,
+    layout_root: LayoutRoot = None,
+    fps: Fps = 25.0,
+    quiet: Quiet = False,
+) -> None:
+    from augmentface.stages.export_outputs import ExportOutputsConfig, run_export_outputs
+
+    configure_logging(quiet)
+    config = run_or_exit(
+        ExportOutputsConfig,
+        workdir=workdir,
+        output=output,
+        layout=layout,
+        layout_root=layout_root,
+        fps=fps,
+    )
+    csv = run_or_exit(run_export_outputs, config)
+    if not quiet:
+        err.print(f"labels: {csv}")
 
 
 @app.command(

@@ -10,34 +10,34 @@ from typing import Any
 
 import numpy as np
 
-from augmentface.atomic import atomic_write_text
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
-from augmentface.datasets.frames import parse_frame_ref
-from augmentface.datasets.layouts import LAYOUTS, write_layout
 from augmentface.errors import UsageError
 from augmentface.expression.source_residual import RESIDUAL_LIMIT, label_conflict
 from augmentface.face.detect import DetectConfig, FaceLandmarker
-from augmentface.imageio import read_image, write_image_atomic
-from augmentface.manifest import STATUS_OK, read_checked_meta, read_manifest, write_manifest
+from augmentface.imageio import write_image_atomic
+from augmentface.manifest import STATUS_OK, read_checked_meta
 from augmentface.manifest_index import KeySet, ManifestIndex, column_values
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.render.crop_file import read_crop
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
-    OUTPUT_DIR,
     RENDERS_FILE,
     StageReport,
     file_digest,
-    log,
     sample_name,
 )
 from augmentface.stages.execution import Execution, cached
+from augmentface.stages.export_outputs import (
+    AU_LABELLED_KINDS,
+    ExportOutputsConfig,
+    refuse_overwriting_sources,
+    run_export_outputs,
+)
 from augmentface.stages.lineage import FIT_FIRST, upstream_path
 from augmentface.stages.render import last_frame
 from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
-from augmentface.video import write_video
 
 #: Columns copied from the target to the label row.
 LABEL_COLUMNS = (
@@ -53,7 +53,6 @@ LABEL_COLUMNS = (
     "emotion",
     "emotion_intensity",
 )
-SEQUENCES_DIR = "sequences"
 
 
 @dataclass(frozen=True)
@@ -71,20 +70,27 @@ class BlendConfig:
     #: (FACS units) against its label (:func:`.label_conflict`); None keeps every output.
     max_source_residual: float | None = RESIDUAL_LIMIT
     keep_rejected: bool = False
-    #: Also write the outputs in a dataset's own layout ("flat", "disfa", "afew-va",
-    #: "affwild2"), under ``layout_root`` (default ``<output>/<layout>``).
+    #: The shorthand for ``export-layout`` after blending (:class:`.ExportOutputsConfig`):
+    #: a dataset layout, its root, and the frame rate of smooth paths' videos. They change
+    #: no output, so a changed layout never redoes the blending.
     layout: str | None = None
     layout_root: Path | None = None
-    #: Frame rate of the videos written for smooth paths (``synth-va --path``).
     fps: float = 25.0
     quiet: bool = False
     execution: Execution = field(default_factory=Execution)
 
+    def outputs(self) -> ExportOutputsConfig:
+        """The ``export-layout`` settings of this run."""
+        return ExportOutputsConfig(
+            workdir=self.workdir,
+            output=self.output,
+            layout=self.layout,
+            layout_root=self.layout_root,
+            fps=self.fps,
+        )
+
     def __post_init__(self) -> None:
-        if self.layout is not None and self.layout not in LAYOUTS:
-            raise UsageError(f"unknown layout {self.layout!r}; allowed: {', '.join(LAYOUTS)}")
-        if not self.fps > 0:
-            raise UsageError(f"fps must be > 0, got {self.fps}")
+        self.outputs()  # validates the layout and the frame rate
         if self.method not in BLEND_METHODS:
             raise UsageError(
                 f"unknown blend method {self.method!r}; allowed: {', '.join(BLEND_METHODS)}"
@@ -198,9 +204,10 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     quality gates set one whose measurements fail them, is recorded with status ``rejected``
     and its reasons, and written to ``<output>/rejected/`` only with ``keep_rejected``.
 
-    A shard's run (``config.execution.shard``) writes its outputs and label rows only; the
-    CSV, the layout and the videos need every shard, and are written by a run without a shard
-    once they are all done (it resumes every row, so it only finishes).
+    Then, unless it is a shard, it runs ``export-layout`` (:func:`.run_export_outputs`:
+    the CSV, the videos, the layout). A shard's run writes its outputs and label rows only:
+    the rest needs every shard, and is written by ``export-layout`` (or a blend without a
+    shard, which resumes every row) once they are all done.
     """
     config = config or BlendConfig()
     workdir = Path(config.workdir)
@@ -210,26 +217,22 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     targets = read_checked_meta(
         targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
     )
-    out_dir = Path(config.output or workdir / OUTPUT_DIR)
+    out_dir = config.outputs().out_dir
     path = out_dir / LABELS_FILE
-    layout_root = None
-    if config.layout is not None:
-        layout_root = Path(config.layout_root or out_dir / config.layout).resolve()
-        _refuse_overwriting_sources(layout_root, set(column_values(renders_path, "image_path")))
+    root = config.outputs().root()
+    if root is not None:  # refused before any blending, not after
+        refuse_overwriting_sources(root, set(column_values(renders_path, "image_path")))
     params = {
         "renders": str(renders_path.resolve()),
         # Any change of the upstream rows (a part replaced or added) starts blend afresh.
         "renders_digest": file_digest(renders_path),
         "labels_digest": file_digest(targets_path),
-        "layout": config.layout,
-        "layout_root": None if layout_root is None else str(layout_root),
         "method": config.method,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality,
         "gates": asdict(config.gates),
         "max_source_residual": config.max_source_residual,
         "keep_rejected": config.keep_rejected,
-        "fps": config.fps,
     }
     fits_path, blendshape_names = None, None
     if config.gates.active:
@@ -253,71 +256,6 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     total = len(KeySet(renders_path, RENDERS))  # the ok renders
     items = _blend_items(renders_path, targets_path, fits_path, seed)
     report = run_stage(stage, items, config.execution, config.quiet, total=total)
-    if config.execution.shard is not None:
-        return report
-    finished = read_manifest(path, LABELS, run_first="augmentface blend")
-    if config.layout is not None and layout_root is not None:
-        _write_layout(path, finished, renders_path, config.layout, layout_root)
-    _write_sequences(finished.df, out_dir / SEQUENCES_DIR, config.fps)
-    atomic_write_text(path.with_suffix(".csv"), finished.df.to_csv(index=False))
+    if config.execution.shard is None:
+        run_export_outputs(config.outputs())
     return report
-
-
-def _refuse_overwriting_sources(root: Path, image_paths) -> None:
-    """A layout written where the source dataset lies would replace its files: refuse."""
-    for ref in sorted(set(image_paths)):
-        source = parse_frame_ref(ref)[0].resolve()
-        if source.is_relative_to(root):
-            raise UsageError(
-                f"layout root {root} holds the source {source}; writing the layout there would "
-                "replace the dataset's own files: choose another --layout-root"
-            )
-
-
-#: Targets whose AU columns are labels someone asked for; VA and emotion targets get their AUs
-#: from a prior or a model reading, which a dataset's AU files must not present as ground truth.
-AU_LABELLED_KINDS = ("au", "transfer")
-
-
-def _write_layout(labels_path: Path, manifest, renders_path: Path, layout: str, root: Path) -> None:
-    """Write the finished outputs in a dataset's layout and record where each one went
-    (``manifest.df`` and the file at ``labels_path`` both get the ``layout_path`` column)."""
-    labels = manifest.df
-    ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
-    ok.loc[~ok["kind"].isin(AU_LABELLED_KINDS), list(AU_NAMES)] = np.nan
-    renders = ManifestIndex(renders_path, RENDERS, ["target_ibug68_px"])
-    ok["ibug68_px"] = [
-        (renders.get(key) or {}).get("target_ibug68_px")
-        for key in ok[list(LABELS.key)].itertuples(index=False, name=None)
-    ]
-    written = write_layout(layout, ok, root)
-    labels.loc[written.index, "layout_path"] = written["frame_ref"].where(
-        written["frame_ref"].notna(), written["written_path"]
-    )
-    meta = manifest.meta
-    write_manifest(
-        labels_path,
-        labels,
-        LABELS,
-        params=meta["params"],
-        seed=meta.get("seed"),
-        face_model_id=meta.get("face_model_id"),
-    )
-
-
-def _write_sequences(labels, folder: Path, fps: float) -> None:
-    """One video per smooth path (``synth-va --path``): its frames in order.
-
-    A path with a failed or rejected frame gets no video (a gap would put every later frame
-    out of step with its label); the log names it.
-    """
-    paths = labels[labels["sequence"].notna()]
-    for (image_path, face, sequence, sample), group in paths.groupby(
-        ["image_path", "face_index", "sequence", "sample"], sort=True
-    ):
-        stem = sample_name(image_path, int(face), str(sequence), int(sample))
-        if not (group["status"] == "ok").all():
-            log.warning("%s: not every frame of the path was made; no video written", stem)
-            continue
-        frames = [read_image(p) for p in group.sort_values("frame")["output_path"]]
-        write_video(folder / f"{stem}.mp4", frames, fps)
