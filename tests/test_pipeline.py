@@ -309,6 +309,12 @@ def test_evaluate_measures_the_outputs(tmp_path, astronaut_file):
     assert (evaluation.seam_ratio < 1.2).all()
     summary = pd.read_csv(work / "output" / "evaluation_summary.csv")
     assert set(summary.target_id) == {"AU6=5_AU12=5", "V+0.40_A+0.20"}
+    # the same evaluation again resumes its finished face instead of measuring it again
+    from augmentface.stages.evaluate import EvaluateConfig, run_evaluate
+
+    again, _ = run_evaluate(EvaluateConfig(workdir=work, quiet=True))
+    assert (again.done, again.skipped) == (0, 1)  # one face, both outputs done
+    assert len(pd.read_csv(work / "output" / "evaluation.csv")) == 2
 
 
 def test_quality_gates_reject_and_keep(tmp_path, astronaut_file):

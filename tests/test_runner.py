@@ -56,11 +56,9 @@ def _stage(path: Path, params: dict | None = None) -> Stage:
         task=ToyTask(),
         image_of=lambda item: item,
         resume_key=lambda item: (item,),
-        failure_row=lambda item, status, message: {
-            "image_path": item,
-            "status": status,
-            "error": message,
-        },
+        failure_rows=lambda item, status, message: [
+            {"image_path": item, "status": status, "error": message}
+        ],
         every_n=3,
     )
 

@@ -239,13 +239,21 @@ def evaluate(
         typer.Argument(help="Labels manifest of blend (default WORKDIR/output/labels.parquet)."),
     ] = None,
     workdir: Workdir = DEFAULT_WORKDIR,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
     from augmentface.stages.evaluate import EvaluateConfig, run_evaluate
 
     configure_logging(quiet)
-    config = EvaluateConfig(workdir=workdir, labels=labels, quiet=quiet)
+    config = EvaluateConfig(
+        workdir=workdir,
+        labels=labels,
+        quiet=quiet,
+        execution=execution_options(workers, scheduler, cluster, None),
+    )
     report, summary = run_or_exit(run_evaluate, config)
     if not quiet and len(summary):
         table = Table(title="evaluation per target (means; identity and seam: medians)")

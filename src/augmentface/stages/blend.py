@@ -192,9 +192,9 @@ def _blend_items(
         yield {**render, "target": targets.get(key), "fit": face, "seed": seed}
 
 
-def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
+def _failure_rows(item: dict[str, Any], status: str, message: str) -> list[dict[str, Any]]:
     label = {c: item["target"][c] for c in LABEL_COLUMNS}
-    return {**{k: item[k] for k in LABELS.key}, **label, "status": status, "error": message}
+    return [{**{k: item[k] for k in LABELS.key}, **label, "status": status, "error": message}]
 
 
 def run_blend(config: BlendConfig | None = None) -> StageReport:
@@ -250,7 +250,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         task=BlendTask(config, out_dir, blendshape_names),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in LABELS.key),
-        failure_row=_failure_row,
+        failure_rows=_failure_rows,
         every_n=1000,
     )
     total = len(KeySet(renders_path, RENDERS))  # the ok renders

@@ -12,16 +12,20 @@ to the unedited photo, and whether pixels outside the mask are unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from augmentface.atomic import atomic_write_text
+from augmentface.errors import UpstreamRowError
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image
-from augmentface.manifest import ManifestWriter, read_manifest
+from augmentface.manifest import read_checked_meta, read_manifest
+from augmentface.manifest_index import ManifestIndex
 from augmentface.metrics.blendshapes_facs import response_summary
 from augmentface.metrics.measure import OutputMeasurer
 from augmentface.render.crop_file import read_crop
@@ -30,11 +34,13 @@ from augmentface.stages.common import (
     LABELS_FILE,
     OUTPUT_DIR,
     StageReport,
-    progress,
+    file_digest,
     row_failure,
     upstream,
 )
+from augmentface.stages.execution import Execution, cached
 from augmentface.stages.lineage import FIT_FIRST, find_upstream, upstream_path
+from augmentface.stages.runner import Outcome, Stage, run_stage
 from augmentface.stages.schemas import (
     AU_NAMES,
     EVALUATION,
@@ -64,6 +70,7 @@ class EvaluateConfig:
     workdir: Path = DEFAULT_WORKDIR
     labels: Path | None = None  # default: <workdir>/output/labels.parquet
     quiet: bool = False
+    execution: Execution = field(default_factory=Execution)
 
 
 def is_neutral(row: dict) -> bool:
@@ -161,51 +168,95 @@ def au_correlations(
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class EvaluateTask:
+    """evaluate's work on a few faces: each item is one face's outputs, its neutral output
+    first (the baseline of its geometric responses), with its fit and its renders."""
+
+    blendshape_names: tuple[str, ...]
+
+    def __call__(self, faces: Sequence[dict[str, Any]]) -> list[Outcome]:
+        landmarker = cached(
+            "gate landmarker", lambda: FaceLandmarker(DetectConfig(max_faces=4)).__enter__()
+        )
+        measurer = OutputMeasurer(landmarker, self.blendshape_names)
+        return [
+            ([self._row(face, output, measurer) for output in face["outputs"]], None)
+            for face in faces
+        ]
+
+    @staticmethod
+    def _row(face: dict[str, Any], output: dict[str, Any], measurer) -> dict[str, Any]:
+        key = {k: output[k] for k in EVALUATION.key}
+        try:
+            if face["fit"] is None or output["render"] is None:
+                raise UpstreamRowError(f"{output['output_path']}: its fit or render is missing")
+            values = _evaluate_row(output, face["fit"], output["render"], measurer)
+        except Exception as exc:  # the output gets a status; its face's others go on
+            status, message = row_failure(exc, output["output_path"])
+            return {**key, "status": status, "error": message}
+        return {**key, **values, "status": "ok", "error": None}
+
+
+def _faces(labels: pd.DataFrame, renders_path: Path, fits_path: Path) -> list[dict[str, Any]]:
+    """One item per face: its ``ok`` outputs, neutral first, with their renders and its fit."""
+    fits = ManifestIndex(fits_path, FITS, FITS.names)
+    renders = ManifestIndex(renders_path, RENDERS, RENDERS.names)
+    ok = labels[labels["status"] == "ok"]
+    faces = []
+    for (image_path, face_index), group in ok.groupby(["image_path", "face_index"], sort=True):
+        outputs = sorted(group.to_dict("records"), key=lambda r: not is_neutral(r))
+        for output in outputs:
+            output["render"] = renders.get(tuple(output[k] for k in RENDERS.key))
+        faces.append(
+            {
+                "image_path": image_path,
+                "face_index": int(face_index),
+                "fit": fits.get((image_path, face_index)),
+                "outputs": outputs,
+            }
+        )
+    return faces
+
+
+def _failure_rows(face: dict[str, Any], status: str, message: str) -> list[dict[str, Any]]:
+    return [
+        {**{k: o[k] for k in EVALUATION.key}, "status": status, "error": message}
+        for o in face["outputs"]
+    ]
+
+
 def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.DataFrame]:
-    """Evaluate every ``ok`` output of the blend stage; returns the report and the summary."""
+    """Evaluate every ``ok`` output of the blend stage; returns the report and the summary.
+
+    The unit of work is a face (its outputs share the source's embedding and the neutral
+    baseline); a face whose outputs are all evaluated is skipped on a rerun.
+    """
     config = config or EvaluateConfig()
     workdir = Path(config.workdir)
     labels_path = Path(config.labels or workdir / OUTPUT_DIR / LABELS_FILE)
     labels = upstream(labels_path, LABELS, "augmentface blend")
     renders_path = upstream_path(labels.meta, "renders", labels_path)
-    renders = read_manifest(renders_path, RENDERS, run_first="augmentface render")
-    fits = upstream(find_upstream(labels.meta, labels_path, "fits"), FITS, FIT_FIRST)
-    fit_rows = {(r["image_path"], int(r["face_index"])): r for r in fits.df.to_dict("records")}
-    render_rows = {tuple(r[k] for k in RENDERS.key): r for r in renders.df.to_dict("records")}
-    names = tuple(fits.meta["params"]["blendshape_names"])
+    read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
+    fits_path = find_upstream(labels.meta, labels_path, "fits")
+    fits_meta = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
     path = labels_path.with_name(EVALUATION_FILE)
-    report = StageReport("evaluate", path)
-    # Each face's neutral output first: it is the baseline of the face's geometric responses.
-    todo = sorted(
-        (r for r in labels.df.to_dict("records") if r["status"] == "ok"),
-        key=lambda r: (r["image_path"], int(r["face_index"]), not is_neutral(r)),
+    stage = Stage(
+        name="evaluate",
+        schema=EVALUATION,
+        path=path,
+        params={"labels": str(labels_path.resolve()), "labels_digest": file_digest(labels_path)},
+        seed=labels.meta.get("seed"),
+        face_model_id=labels.meta.get("face_model_id"),
+        task=EvaluateTask(tuple(fits_meta["params"]["blendshape_names"])),
+        image_of=lambda face: face["image_path"],
+        resume_key=lambda face: (face["image_path"], face["face_index"]),
+        failure_rows=_failure_rows,
+        done_key=("image_path", "face_index"),
+        every_n=1000,
     )
-    with (
-        FaceLandmarker(DetectConfig(max_faces=4)) as landmarker,
-        ManifestWriter(
-            path,
-            EVALUATION,
-            False,
-            params={"labels": str(labels_path.resolve())},
-            seed=labels.meta.get("seed"),
-            face_model_id=labels.meta.get("face_model_id"),
-            every_n=1000,
-        ) as writer,
-    ):
-        measurer = OutputMeasurer(landmarker, names)
-        for row in progress(todo, "evaluate", len(todo), config.quiet):
-            key = {k: row[k] for k in EVALUATION.key}
-            try:
-                fit = fit_rows[(row["image_path"], int(row["face_index"]))]
-                render = render_rows[tuple(key.values())]
-                values = _evaluate_row(row, fit, render, measurer)
-            except Exception as exc:  # the row gets a status; the run goes on
-                status, message = row_failure(exc, row["output_path"])
-                writer.add({**key, "status": status, "error": message})
-                report.fail(status, message)
-                continue
-            writer.add({**key, **values, "status": "ok", "error": None})
-            report.ok()
+    faces = _faces(labels.df, renders_path, fits_path)
+    report = run_stage(stage, faces, config.execution, config.quiet, total=len(faces))
     evaluation = read_manifest(path, EVALUATION, run_first="augmentface evaluate").df
     atomic_write_text(path.with_suffix(".csv"), evaluation.to_csv(index=False))
     summary = summarise(evaluation, labels.df)

@@ -187,8 +187,8 @@ class FitTask:
         return [attempt(work, source, source.image_path) for source in sources]
 
 
-def _failure_row(source: FaceSource, status: str, message: str) -> dict:
-    return {**source.columns(), "face_index": 0, "status": status, "error": message}
+def _failure_rows(source: FaceSource, status: str, message: str) -> list[dict]:
+    return [{**source.columns(), "face_index": 0, "status": status, "error": message}]
 
 
 def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = None) -> StageReport:
@@ -245,7 +245,7 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         task=FitTask(detect_config, config),
         image_of=lambda source: source.image_path,
         resume_key=lambda source: (source.image_path,),
-        failure_row=_failure_row,
+        failure_rows=_failure_rows,
         done_key=("image_path",),  # a finished face finishes its image
         every_n=200,
     )

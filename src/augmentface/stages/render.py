@@ -184,8 +184,8 @@ def _render_items(targets_path: Path, fits_path: Path) -> Iterator[dict[str, Any
         yield joined
 
 
-def _failure_row(item: dict[str, Any], status: str, message: str) -> dict[str, Any]:
-    return {**{k: item[k] for k in RENDERS.key}, "status": status, "error": message}
+def _failure_rows(item: dict[str, Any], status: str, message: str) -> list[dict[str, Any]]:
+    return [{**{k: item[k] for k in RENDERS.key}, "status": status, "error": message}]
 
 
 def run_render(config: RenderConfig | None = None) -> StageReport:
@@ -223,7 +223,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         task=RenderTask(config.details, workdir / RENDERS_DIR, str(model.landmarker_path)),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in RENDERS.key),
-        failure_row=_failure_row,
+        failure_rows=_failure_rows,
         every_n=1000,
     )
     total = len(KeySet(targets_path, TARGETS))  # the ok targets

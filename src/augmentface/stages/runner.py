@@ -37,6 +37,8 @@ Outcome = tuple[list[dict[str, Any]], tuple[str, str] | None]
 
 #: The status of an item whose worker process died each time it was tried.
 CRASHED = "crashed"
+#: The status of a finished row that a quality gate refused (counted apart from failures).
+REJECTED = "rejected"
 
 
 class RowTask(Protocol[Item]):
@@ -78,8 +80,8 @@ class Stage(Generic[Item]):
     resume_key : callable
         An item's key in the manifest it writes: an item whose key has an ``ok`` row there
         is done.
-    failure_row : callable
-        ``(item, status, message) -> row`` recorded for a failed item.
+    failure_rows : callable
+        ``(item, status, message) -> rows`` recorded for a failed item.
     done_key : tuple of str, optional
         The key columns that say an item is done, when not the schema's whole key
         (fit3dmm's rows are faces, its items images: ``("image_path",)``).
@@ -96,7 +98,7 @@ class Stage(Generic[Item]):
     task: RowTask[Item]
     image_of: Callable[[Item], str]
     resume_key: Callable[[Item], Hashable]
-    failure_row: Callable[[Item, str, str], dict[str, Any]]
+    failure_rows: Callable[[Item, str, str], list[dict[str, Any]]]
     done_key: tuple[str, ...] | None = None
     every_n: int = 1000
 
@@ -180,14 +182,17 @@ def _record(
 ) -> None:
     if failure is not None:
         status, message = failure
-        writer.add(stage.failure_row(item, status, message))
+        for row in stage.failure_rows(item, status, message):
+            writer.add(row)
         report.fail(status, message)
     for row in rows:
         writer.add(row)
         if row["status"] == STATUS_OK:
             report.ok()
-        else:  # a finished row refused by a quality gate
+        elif row["status"] == REJECTED:  # finished, but refused by a quality gate
             report.reject(f"{stage.image_of(item)}: {row['error']}")
+        else:  # one of an item's several rows failed (evaluate: an output of a face)
+            report.fail(row["status"], row["error"])
 
 
 def _in_process(stage: Stage[Item], todo: Iterator[Item]) -> Iterator[tuple[Item, Outcome]]:
