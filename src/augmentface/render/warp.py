@@ -9,6 +9,7 @@ so the face blends into the untouched photo without a seam. The interiors of cho
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,13 +90,12 @@ def warp_face(
     n = len(src_verts_px)
     # The band lies behind every face triangle.
     far = src_verts_px[:, 2].max() + np.ptp(src_verts_px[:, 0])
-    src_all = np.vstack([src_verts_px[:, :2], ring])
-    dst_all = np.vstack([dst_verts_px[:, :2], ring])
-    depth = np.concatenate([dst_verts_px[:, 2], np.full(len(ring), far)])
-    triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
-    src_all, dst_all, depth, triangles = _static_interiors(
-        src_all, dst_all, depth, triangles, model.topology, dst_verts_px, static_loops
-    )
+    triangles, copied = _triangulation(model, n, static_loops)
+    # The static interiors' contour copies sit where the contour goes (_static_interiors).
+    still = dst_verts_px[copied]
+    src_all = np.concatenate([src_verts_px[:, :2], ring, still[:, :2]])
+    dst_all = np.concatenate([dst_verts_px[:, :2], ring, still[:, :2]])
+    depth = np.concatenate([dst_verts_px[:, 2], np.full(len(ring), far), still[:, 2]])
     h, w = image_rgb.shape[:2]
     x0, y0 = np.floor(ring.min(axis=0)).astype(int)
     x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
@@ -104,6 +104,51 @@ def warp_face(
         raise RenderError(f"face region {roi} is too small or outside the image")
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
     return WarpLayer(warp.image_rgb, _mask(ring, roi), roi, warp.triangle_ids)
+
+
+#: :func:`_triangulation`'s results by (id(model), vertex count, loops), each beside a weak
+#: reference to its model (an id is only unique while its object lives).
+_TRIANGULATIONS: dict[tuple, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+_MAX_TRIANGULATIONS = 64
+
+
+def _triangulation(
+    model: FaceModel, n_mesh: int, loops: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The warp's triangles and the contour vertices its static interiors copy, per model.
+
+    Returns the (T, 3) int32 triangles (the mesh's, then the anchor band's, with each loop's
+    interior re-indexed to copies of its contour as :func:`_static_interiors` does it) and the
+    (C,) intp mesh vertex of each copy, in the order the copies follow the ``n_mesh`` mesh
+    vertices and the ring. Both depend on the model and the loops only, so they are made
+    once and kept (read-only).
+    """
+    key = (id(model), n_mesh, tuple(tuple(int(v) for v in loop) for loop in loops))
+    cached = _TRIANGULATIONS.get(key)
+    if cached is not None and cached[0]() is model:
+        return cached[1], cached[2]
+    oval = np.asarray(topo.FACE_OVAL)
+    n_all = n_mesh + len(oval)
+    # Only the indices matter here: vertex k carries the value k.
+    index = np.arange(n_mesh, dtype=np.float64)
+    triangles = np.vstack([model.triangles, _band_triangles(n_mesh, oval)])
+    zeros_2 = np.zeros((n_all, 2))
+    _, copies, _, triangles = _static_interiors(
+        zeros_2,
+        zeros_2,
+        np.zeros(n_all),
+        triangles,
+        model.topology,
+        np.stack([index, index, index], axis=1),
+        loops,
+    )
+    copied = copies[n_all:, 0].astype(np.intp)
+    triangles = triangles.astype(np.int32)
+    triangles.flags.writeable = copied.flags.writeable = False
+    if len(_TRIANGULATIONS) >= _MAX_TRIANGULATIONS:
+        _TRIANGULATIONS.clear()
+    _TRIANGULATIONS[key] = (weakref.ref(model), triangles, copied)
+    return triangles, copied
 
 
 def _band_triangles(n_mesh: int, oval: np.ndarray) -> np.ndarray:
