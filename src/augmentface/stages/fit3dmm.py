@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from augmentface.datasets.frames import read_frame
-from augmentface.datasets.schema import read_sources
+from augmentface.datasets.schema import RUN_FIRST as SOURCES_FIRST
+from augmentface.datasets.schema import SOURCES
 from augmentface.errors import UsageError
 from augmentface.face.detect import (
     BLENDSHAPE_NAMES,
@@ -25,27 +26,18 @@ from augmentface.face.fitting import FitConfig
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
 from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images
+from augmentface.manifest import STATUS_OK, read_checked_meta
+from augmentface.manifest_index import ManifestIndex
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
     SOURCES_FILE,
     StageReport,
-    manifest_digest,
+    file_digest,
 )
 from augmentface.stages.execution import Execution, cached
 from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, SOURCE_LABEL_COLUMNS
-
-#: The source-manifest columns a fit depends on: a re-import with other frames or labels
-#: starts fit3dmm afresh.
-SOURCE_DIGEST_COLUMNS = (
-    "image_path",
-    "subject_id",
-    "clip_id",
-    "frame_index",
-    "status",
-    *SOURCE_LABEL_COLUMNS,
-)
 
 
 @dataclass(frozen=True)
@@ -101,29 +93,33 @@ def sources_from_paths(inputs: Sequence[str | Path]) -> list[FaceSource]:
     return [FaceSource(str(p), subject_id=p.stem) for p in list_images(inputs)]
 
 
-def sources_from_manifest(df: pd.DataFrame) -> list[FaceSource]:
-    """Every frame of a source manifest (``augmentface import``), with subject and labels.
+def sources_from_manifest(path: Path) -> Iterator[FaceSource]:
+    """Every frame of a source manifest (``augmentface import``), with subject and labels,
+    streamed part by part.
 
     Frames whose labels are in doubt (status ``invalid_label``, ``label_mismatch``: a label
     file longer or shorter than its video, …) are fitted too, but without labels: the image is
     good, the labels cannot be trusted to belong to it.
     """
-    labels = df[list(SOURCE_LABEL_COLUMNS)]
-    labels = labels.astype(object).where(
-        labels.notna() & (df["status"] == "ok").to_numpy()[:, None]
-    )
-    labels = labels.where(labels.notna(), None)
-    return [
-        FaceSource(
-            image_path=row.image_path,
-            subject_id=row.subject_id,
-            dataset=row.dataset,
-            clip_id=row.clip_id,
-            frame_index=int(row.frame_index),
-            labels={k: v for k, v in label.items() if v is not None},
+    columns = ("image_path", "subject_id", "dataset", "clip_id", "frame_index", "status")
+    for row in ManifestIndex(path, SOURCES, (*columns, *SOURCE_LABEL_COLUMNS)).rows():
+        trusted = row["status"] == STATUS_OK
+        yield FaceSource(
+            image_path=row["image_path"],
+            subject_id=row["subject_id"],
+            dataset=row["dataset"],
+            clip_id=row["clip_id"],
+            frame_index=int(row["frame_index"]),
+            labels={
+                k: row[k]
+                for k in SOURCE_LABEL_COLUMNS
+                if trusted and row[k] is not None and not _is_nan(row[k])
+            },
         )
-        for row, label in zip(df.itertuples(index=False), labels.to_dict("records"), strict=True)
-    ]
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _face_row(source: FaceSource, index: int, n: int, shape, face: FaceDetection, fit) -> dict:
@@ -205,17 +201,21 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         sources_path = default if default.exists() else None
     if sources_path is not None and inputs:
         raise UsageError("give either images or a source manifest (--sources), not both")
+    sources: Iterable[FaceSource]
     if sources_path is not None:
-        table = read_sources(sources_path).df
-        sources = sources_from_manifest(table)
+        read_checked_meta(sources_path, SOURCES, run_first=SOURCES_FIRST)
+        sources = sources_from_manifest(Path(sources_path))
+        total = len(ManifestIndex(Path(sources_path), SOURCES, []))  # its frames
         what: dict[str, Any] = {
             "sources": str(Path(sources_path).resolve()),
-            "sources_digest": manifest_digest(table, SOURCE_DIGEST_COLUMNS),
+            # A re-import with other frames or labels starts fit3dmm afresh.
+            "sources_digest": file_digest(sources_path),
         }
     else:
         sources = sources_from_paths(inputs)
+        total = len(sources)
         what = {"inputs": [s.image_path for s in sources]}
-    if not sources:
+    if not total:
         raise UsageError(
             f"no images found in {', '.join(map(str, inputs)) or sources_path or '(no inputs)'}"
         )
@@ -249,4 +249,4 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         done_key=("image_path",),  # a finished face finishes its image
         every_n=200,
     )
-    return run_stage(stage, sources, config.execution, config.quiet, total=len(sources))
+    return run_stage(stage, sources, config.execution, config.quiet, total=total)
