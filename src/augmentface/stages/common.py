@@ -83,21 +83,11 @@ def row_failure(error: Exception, where: str) -> tuple[str, str]:
 
 
 def progress(items: Iterable[T], description: str, total: int, quiet: bool) -> Iterator[T]:
-    """Iterate with a rich progress bar on stderr (none when ``quiet``)."""
-    if quiet:
-        yield from items
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
+    """Iterate with a progress bar (:func:`progress_bar`)."""
+    with progress_bar(description, total, quiet) as show:
+        for count, item in enumerate(items, 1):
             yield item
-            bar.advance(task)
+            show(count)
 
 
 @contextlib.contextmanager
