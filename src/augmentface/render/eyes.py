@@ -57,7 +57,7 @@ def paint_eyes(
         return crop
     out = crop
     offset = np.array([roi[0], roi[1]], dtype=np.float64)
-    skin_rgb = cheek_skin_rgb(image_rgb, landmarks_px)
+    skin_rgb = None  # measured when an eye widens
     for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
         contour = list(loop)
         src_poly, dst_poly = landmarks_px[contour, :2], dst_verts_px[contour, :2]
@@ -65,6 +65,8 @@ def paint_eyes(
             src_poly, topo.EYE_UPPER_COUNT
         ):
             continue
+        if skin_rgb is None:
+            skin_rgb = cheek_skin_rgb(image_rgb, landmarks_px)
         out = _paint_revealed_eyeball(
             out,
             image_rgb,

@@ -30,7 +30,7 @@ from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES, FaceModel
 from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.eyes import paint_eyes
-from augmentface.render.mouth import keeps_teeth_still, paint_mouth
+from augmentface.render.mouth import keeps_teeth_still, lip_openings_px, paint_mouth
 from augmentface.render.warp import warp_face
 
 
@@ -95,11 +95,12 @@ def render_expression(
         warp = warp_face(image_rgb, src, dst, model)
         return RenderedFace(warp.image_rgb, warp.alpha, warp.roi, dst, False)
     static = (topo.LEFT_EYE, topo.RIGHT_EYE)
-    if keeps_teeth_still(src, dst):
+    openings = lip_openings_px(src, dst)
+    if keeps_teeth_still(src, dst, openings_px=openings):
         static += (topo.LIPS_INNER,)
     warp = warp_face(image_rgb, src, dst, model, static_loops=static)
     crop = paint_eyes(warp.image_rgb, image_rgb, landmarks_px, dst, warp.roi)
-    crop, painted = paint_mouth(crop, image_rgb, src, dst, warp.roi)
+    crop, painted = paint_mouth(crop, image_rgb, src, dst, warp.roi, openings_px=openings)
     if details is not None:
         crop = apply_details(crop, dst, warp.roi, model, details, warp.triangle_ids)
     return RenderedFace(crop, warp.alpha, warp.roi, dst, painted)

@@ -17,6 +17,8 @@ Geometry uses a mouth frame: ``u`` runs along the line from the first mouth corn
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -135,18 +137,22 @@ def _mouth_frame(polygon_px: np.ndarray, upper_count: int) -> _MouthFrame:
     polygon_px = np.asarray(polygon_px, dtype=np.float64)
     if not 2 <= upper_count < len(polygon_px):
         raise ValueError(f"upper_count {upper_count} must be in [2, {len(polygon_px)})")
-    first_px, second_px = polygon_px[0], polygon_px[upper_count - 1]
-    width_px = float(np.linalg.norm(second_px - first_px))
-    axis = (second_px - first_px) / max(width_px, 1e-9)
+    first_px = polygon_px[0]
+    offset_px = polygon_px - first_px
+    chord_px = offset_px[upper_count - 1]
+    width_px = math.sqrt(chord_px.dot(chord_px))  # np.linalg.norm's sum, without its checks
+    axis = chord_px / max(width_px, 1e-9)
     # v points down the face, taken as down the image (heads roll well under 90°), so lips that
     # cross over give a negative gap instead of silently swapping roles.
-    normal = np.array([-axis[1], axis[0]])
-    if normal[1] < 0 or (normal[1] == 0 and normal[0] < 0):
-        normal = -normal
-    upper_uv = _project(polygon_px[:upper_count], first_px, axis, normal)
-    lower_px = np.concatenate([second_px[None], polygon_px[upper_count:], first_px[None]])
-    lower_uv = _project(lower_px, first_px, axis, normal)
-    middle = [(upper_count - 1) // 2, upper_count // 2]
+    ax, ay = float(axis[0]), float(axis[1])
+    normal = np.array([-ay, ax] if ax > 0 or (ax == 0 and ay <= 0) else [ay, -ax])
+    # Every point projected once, in few NumPy calls (this runs several times a render); the
+    # lower arc runs from the second corner along the rest of the loop back to the first.
+    uv_px = np.empty_like(offset_px)
+    uv_px[:, 0], uv_px[:, 1] = offset_px @ axis, offset_px @ normal
+    lower = _lower_arc(len(polygon_px), upper_count)
+    upper_uv, lower_uv = uv_px[:upper_count], uv_px[lower]
+    middle = (upper_count - 1) // 2, upper_count // 2
     return _MouthFrame(
         origin_px=first_px,
         axis=axis,
@@ -154,8 +160,18 @@ def _mouth_frame(polygon_px: np.ndarray, upper_count: int) -> _MouthFrame:
         width_px=width_px,
         upper_uv=upper_uv[np.argsort(upper_uv[:, 0], kind="stable")],
         lower_uv=lower_uv[np.argsort(lower_uv[:, 0], kind="stable")],
-        mid_u_px=float(upper_uv[middle, 0].mean()),
+        mid_u_px=(float(uv_px[middle[0], 0]) + float(uv_px[middle[1], 0])) / 2,
     )
+
+
+@functools.cache
+def _lower_arc(count: int, upper_count: int) -> np.ndarray:
+    """Indices of a lip loop's lower arc: the second corner, the lower points, the first."""
+    return np.r_[upper_count - 1 : count, 0]
+
+
+#: Half-integer steps of the 64 places across the mouth where the opening is measured.
+_OPENING_STEPS = np.arange(64) + 0.5
 
 
 def mouth_opening_px(polygon_px: np.ndarray, upper_count: int) -> float:
@@ -177,8 +193,9 @@ def mouth_opening_px(polygon_px: np.ndarray, upper_count: int) -> float:
         count as 0.
     """
     frame = _mouth_frame(polygon_px, upper_count)
-    u_px = (np.arange(64) + 0.5) * (frame.width_px / 64)  # midpoints: an unbiased mean
-    return float(np.maximum(frame.lower_v(u_px) - frame.upper_v(u_px), 0.0).mean())
+    u_px = _OPENING_STEPS * (frame.width_px / 64)  # midpoints: an unbiased mean
+    gap_px = np.interp(u_px, *frame.lower_uv.T) - np.interp(u_px, *frame.upper_uv.T)
+    return float(np.maximum(gap_px, 0.0).sum() / 64)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -525,6 +542,8 @@ def paint_mouth(
     src_verts_px: np.ndarray,
     dst_verts_px: np.ndarray,
     roi: tuple[int, int, int, int],
+    *,
+    openings_px: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Paint a mouth interior where the target's lips part further than the source's.
 
@@ -535,6 +554,8 @@ def paint_mouth(
     src_verts_px : (468, >=2) float, the fitted mesh in the image frame (x, y px).
     dst_verts_px : (468, >=2) float, the target mesh in the same frame.
     roi : (x0, y0, x1, y1) of ``crop`` in full-image pixels, half-open.
+    openings_px : the source's and the target's :func:`lip_openings_px` when the caller has
+        them already; None measures them here.
 
     Returns
     -------
@@ -547,8 +568,7 @@ def paint_mouth(
     """
     inner = list(topo.LIPS_INNER)
     upper = topo.LIPS_INNER_UPPER_COUNT
-    opening_src = mouth_opening_px(src_verts_px[inner, :2], upper)
-    opening_dst = mouth_opening_px(dst_verts_px[inner, :2], upper)
+    opening_src, opening_dst = openings_px or lip_openings_px(src_verts_px, dst_verts_px)
     if opening_dst < max(opening_src + MIN_NEW_OPENING_PX, MIN_OPENING_RATIO * opening_src):
         return crop, False
     polygon = dst_verts_px[inner, :2] - (roi[0], roi[1])
@@ -642,13 +662,34 @@ def lower_teeth_show_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> f
     return max(rest_px + lip_drop_px - jaw_drop_px, 0.0)
 
 
-def keeps_teeth_still(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> bool:
+def lip_openings_px(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> tuple[float, float]:
+    """The source's and the target's :func:`mouth_opening_px` of the inner-lip loop, px.
+
+    :func:`keeps_teeth_still` and :func:`paint_mouth` both decide by them; a render measures
+    them once and hands them to both.
+    """
+    inner = list(topo.LIPS_INNER)
+    upper = topo.LIPS_INNER_UPPER_COUNT
+    return (
+        mouth_opening_px(src_verts_px[inner, :2], upper),
+        mouth_opening_px(dst_verts_px[inner, :2], upper),
+    )
+
+
+def keeps_teeth_still(
+    src_verts_px: np.ndarray,
+    dst_verts_px: np.ndarray,
+    *,
+    openings_px: tuple[float, float] | None = None,
+) -> bool:
     """Whether the teeth stay still while the lips close over them.
 
     Parameters
     ----------
     src_verts_px : (468, >=2) float, the fitted mesh in the image frame (x, y px).
     dst_verts_px : (468, >=2) float, the target mesh in the same frame.
+    openings_px : the source's and the target's :func:`lip_openings_px` when the caller has
+        them already; None measures them here.
 
     Returns
     -------
@@ -658,13 +699,12 @@ def keeps_teeth_still(src_verts_px: np.ndarray, dst_verts_px: np.ndarray) -> boo
         over the source's teeth instead of squashing them. An opening mouth keeps the stretched
         mapping, and :func:`paint_mouth` paints one that opens well beyond its old opening.
     """
+    opening_src, opening_dst = openings_px or lip_openings_px(src_verts_px, dst_verts_px)
+    if opening_dst >= opening_src:
+        return False
     inner = list(topo.LIPS_INNER)
-    upper = topo.LIPS_INNER_UPPER_COUNT
     src, dst = src_verts_px[inner, :2], dst_verts_px[inner, :2]
-    return bool(
-        mouth_opening_px(dst, upper) < mouth_opening_px(src, upper)
-        and _share_inside(dst, src) >= MIN_STATIC_SHARE
-    )
+    return _share_inside(dst, src) >= MIN_STATIC_SHARE
 
 
 def _lip_rgb(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ so the face blends into the untouched photo without a seam. The interiors of cho
 
 from __future__ import annotations
 
+import functools
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -204,5 +206,46 @@ def _mask(ring_px: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
     width = float(np.ptp(ring_px[:, 0]))
     feather = max(1, round(width * (RING_SCALE - 1) / RING_SCALE * FEATHER_FRACTION))
     # Erode then blur: the feather stays inside the ring, where the warp is already ~identity.
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=feather)
-    return cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
+    # (One (2f+1)² erosion is OpenCV's own rewrite of f 3x3 ones.)
+    mask = cv2.erode(mask, _square(2 * feather + 1))
+    return _feather(mask, feather / 2.0, max(1, feather // _FEATHER_STEPS))
+
+
+#: A feather this many times the blur's step or wider is blurred at the coarser step.
+_FEATHER_STEPS = 4
+
+
+def _feather(mask: np.ndarray, sigma: float, step: int) -> np.ndarray:
+    """``mask`` (uint8) blurred by a Gaussian of ``sigma`` px, as cv2.GaussianBlur would.
+
+    In float32 (the bit-exact 8-bit cv2.GaussianBlur costs ~4x as much; the mask moves by at
+    most one level); for a wide feather (``step`` > 1) on a grid ``step`` times coarser, with
+    the sigma less the spread of the area average and the bilinear upsampling (variance
+    step² / 4), at most a few levels from the full-resolution blur and ~20x cheaper on a
+    1000 px face.
+    """
+    h, w = mask.shape
+    if step > 1:
+        low_h, low_w = -(-h // step), -(-w // step)
+        padded = cv2.copyMakeBorder(
+            mask, 0, low_h * step - h, 0, low_w * step - w, cv2.BORDER_REPLICATE
+        )
+        mask = cv2.resize(padded, (low_w, low_h), interpolation=cv2.INTER_AREA)
+        sigma = math.sqrt(sigma**2 - step**2 / 4) / step
+    kernel = _gaussian_kernel(sigma)
+    blurred = cv2.sepFilter2D(mask, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+    if step > 1:
+        size = (blurred.shape[1] * step, blurred.shape[0] * step)
+        blurred = cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return cv2.convertScaleAbs(blurred)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    """The 1-D Gaussian of cv2.GaussianBlur(..., (0, 0), sigma) on 8-bit images (±3 sigma)."""
+    return cv2.getGaussianKernel(round(sigma * 6 + 1) | 1, sigma, cv2.CV_32F)
+
+
+@functools.cache
+def _square(side: int) -> np.ndarray:
+    return np.ones((side, side), np.uint8)
