@@ -261,5 +261,6 @@ def dask_client(execution: Execution) -> Iterator[Any]:
             client = stack.enter_context(distributed.Client(cluster))
         from augmentface.stages.worker_plugin import ModelCache
 
-        client.register_plugin(ModelCache(), name=ModelCache.name)
+        local = execution.scheduler is None and execution.cluster is None
+        client.register_plugin(ModelCache(pin_cores=local), name=ModelCache.name)
         yield client
