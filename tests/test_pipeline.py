@@ -483,3 +483,17 @@ def test_dask_workers_and_array_shards_give_the_same_outputs(tmp_path, astronaut
         for df in (a, b)
     )
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_file_system_errors_are_one_line_and_a_loop_costs_one_row(tmp_path, astronaut_file):
+    workdir_file = tmp_path / "afile"
+    workdir_file.write_text("")
+    result = _cli("fit3dmm", str(astronaut_file), "-w", str(workdir_file), "-q")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "afile/fits.parquet: Not a directory" in result.output
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    result = _cli("fit3dmm", str(loop), str(astronaut_file), "-w", str(tmp_path / "w"), "-q")
+    assert result.exit_code == 1, result.output  # a row failed; the good photo is fitted
+    fits = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    assert sorted(fits.status) == ["missing", "ok"]

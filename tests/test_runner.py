@@ -213,3 +213,13 @@ def test_items_are_pulled_as_the_work_goes_never_all_at_once(tmp_path, monkeypat
     report = run_stage(_stage(tmp_path / "toy.parquet"), stream(), Execution(), True)
     assert report.done == 2_000
     assert max(ahead) <= 1
+
+
+def test_a_long_name_is_cut_with_a_hash_and_stays_unique():
+    from augmentface.stages.common import MAX_STEM_BYTES, sample_name
+
+    assert sample_name("/d/a.jpg", 0, "AU12=3", 1).endswith("_f0_AU12-3_s1")  # not cut
+    long = "/d/" + "ü" * 240 + ".jpg"
+    names = {sample_name(long, 0, "AU12=3", s) for s in range(3)}
+    assert len(names) == 3
+    assert all(len(n.encode()) <= MAX_STEM_BYTES and n.startswith("üü") for n in names)

@@ -26,6 +26,12 @@ def test_parse_au_items_forms():
         parse_au_items(["AU12=5.5"])
     with pytest.raises(UsageError, match="AU12=3"):
         parse_au_items(["twelve"])
+    # an AU given twice, or under its alias, is refused instead of keeping one value
+    with pytest.raises(UsageError, match=r"AU12 is given twice \(AU12=3 and AU12=4\)"):
+        parse_au_items(["AU12=3,AU12=4"])
+    with pytest.raises(UsageError, match=r"AU43 is given twice \(45=3 and 43=1\)"):
+        parse_au_items(["45=3", "43=1"])
+    assert parse_au_items(["45=3"]) == {45: 3}
 
 
 def test_va_classes_and_prior_directions():

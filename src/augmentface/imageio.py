@@ -357,11 +357,14 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
     """Image files named by ``inputs`` (files as given; folders searched recursively by suffix).
 
     A named file is kept whatever its suffix (so a bad file gets a status, not silence); a
-    missing path is kept too and fails as ``missing``.
+    missing path, or a symbolic-link loop, is kept too and fails when read.
     """
     found: list[Path] = []
     for item in inputs:
-        path = Path(item).expanduser().resolve()
+        try:
+            path = Path(item).expanduser().resolve()
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+            path = Path(item).expanduser().absolute()
         if path.is_dir():
             found.extend(
                 sorted(

@@ -252,9 +252,16 @@ def configure_logging(quiet: bool) -> None:
 
 
 def run_or_exit(func, *args, **kwargs):
-    """Call a library function; a usage error is one line on stderr and exit code 2."""
+    """Call a library function; a usage error, or a file-system error that stops the whole
+    run (a workdir that is a file, a read-only or full disk), is one line on stderr and exit
+    code 2. What a run wrote before is kept: manifests are written part by part."""
     try:
         return func(*args, **kwargs)
     except AugmentfaceError as exc:
         typer.echo(f"error: {exc}", err=True)  # one unwrapped line, easy to grep in job logs
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        reason = exc.strerror or str(exc)
+        typer.echo(f"error: {where + ': ' if where else ''}{reason}", err=True)
         raise typer.Exit(2) from None

@@ -57,9 +57,12 @@ _AU_ITEM = re.compile(r"^\s*(?:AU)?\s*(\d+)\s*=\s*([-+0-9.eE]+)\s*$", re.IGNOREC
 def parse_au_items(items: Iterable[str]) -> dict[int, float]:
     """Parse ``["12=3", "AU6=2", "AU1=1,AU2=1"]`` into ``{12: 3.0, 6: 2.0, 1: 1.0, 2: 1.0}``.
 
-    Unknown AUs and intensities outside 0–5 are refused with one message.
+    Unknown AUs, intensities outside 0–5, and an AU given twice (AU45, a blink, is an alias of
+    AU43: giving both is giving one AU twice) are refused with one message, since keeping
+    either value silently would label the output with what was not asked.
     """
     out: dict[int, float] = {}
+    given: dict[int, str] = {}  # the AU each item resolves to -> how it was written
     for item in items:
         for part in str(item).split(","):
             if not part.strip():
@@ -68,7 +71,13 @@ def parse_au_items(items: Iterable[str]) -> dict[int, float]:
             if not match:
                 raise UsageError(f"cannot read AU target {part.strip()!r}; write it as AU12=3")
             au, value = int(match.group(1)), float(match.group(2))
-            spec_for(au)  # raises UsageError listing the allowed AUs
+            number = spec_for(au).number  # raises UsageError listing the allowed AUs
+            if number in given:
+                raise UsageError(
+                    f"AU{number} is given twice ({given[number]} and {part.strip()}); "
+                    "give each AU once (AU45 is an alias of AU43)"
+                )
+            given[number] = part.strip()
             if not np.isfinite(value) or not 0.0 <= value <= 5.0:
                 raise UsageError(f"AU{au} intensity must be in 0–5 (FACS scale), got {value}")
             out[au] = value

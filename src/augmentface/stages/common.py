@@ -166,9 +166,22 @@ def frame_order(image_path: str) -> tuple[str, int]:
 def sample_name(image_path: str, face_index: int, target_id: str, sample: int) -> str:
     """A file-name stem unique per row: the frame's name
     (:func:`.datasets.frames.frame_name`), face, target, sample; render's crops and blend's
-    outputs and layouts share it."""
+    outputs and layouts share it. A stem longer than :data:`MAX_STEM_BYTES` is cut and ends
+    with a hash of the whole (a 240-character photo name would not fit a file name)."""
     target = re.sub(r"[^A-Za-z0-9.+_-]+", "-", target_id.replace("=", "-"))
-    return f"{frame_name(image_path)}_f{face_index}_{target}_s{sample}"
+    stem = f"{frame_name(image_path)}_f{face_index}_{target}_s{sample}"
+    return stem if len(stem.encode()) <= MAX_STEM_BYTES else _shortened(stem)
+
+
+#: File systems take names of at most 255 bytes; a stem this long leaves room for a suffix.
+MAX_STEM_BYTES = 200
+
+
+def _shortened(stem: str) -> str:
+    """A stem too long for a file name: its start and a hash of the whole, still unique."""
+    digest = hashlib.blake2b(stem.encode(), digest_size=8).hexdigest()
+    head = stem.encode()[: MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}-{digest}"
 
 
 def file_digest(path: str | Path) -> str:
