@@ -497,3 +497,23 @@ def test_file_system_errors_are_one_line_and_a_loop_costs_one_row(tmp_path, astr
     assert result.exit_code == 1, result.output  # a row failed; the good photo is fitted
     fits = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
     assert sorted(fits.status) == ["missing", "ok"]
+
+
+def test_resume_redoes_a_row_whose_file_is_gone(tmp_path, astronaut_file, monkeypatch):
+    from augmentface.stages.blend import BlendConfig, run_blend
+    from augmentface.stages.render import RenderConfig, run_render
+
+    monkeypatch.chdir(tmp_path)
+    assert _cli("fit3dmm", str(astronaut_file.parent), "-q").exit_code == 0
+    assert _cli("synth-au", "--au", "12=3", "-n", "2", "-q").exit_code == 0
+    assert run_render(RenderConfig(quiet=True)).done == 2
+    keep = BlendConfig(quiet=True, max_source_residual=None)
+    assert run_blend(keep).done == 2
+    labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
+    Path(labels.output_path[0]).unlink()
+    again = run_blend(keep)
+    assert (again.done, again.skipped) == (1, 1)  # only the output that is gone
+    assert all(Path(p).is_file() for p in labels.output_path)
+    next(iter((tmp_path / "augment" / "renders").iterdir())).unlink()
+    again = run_render(RenderConfig(quiet=True))
+    assert (again.done, again.skipped) == (1, 1)

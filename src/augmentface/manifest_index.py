@@ -81,15 +81,30 @@ class KeySet:
     key : sequence of str, optional
         The key columns (default: the schema's key); a prefix of it makes a key done when
         its last row is ``ok`` (fit3dmm: an image, whatever its faces).
+    file_column : str, optional
+        A column naming the file an ``ok`` row wrote: a row whose file is gone is not done
+        (resume trusts the disk, not only the manifest).
     """
 
-    def __init__(self, path: Path, schema: Schema, key: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: Schema,
+        key: Sequence[str] | None = None,
+        file_column: str | None = None,
+    ) -> None:
         key = tuple(key or schema.key)
         hashes, ok = [], []
         for source in _sources(Path(path)):
-            table = _read(source, [*key, "status"])
+            table = _read(source, [*key, "status", *([file_column] if file_column else [])])
             hashes.append(_hashes(table, key))
-            ok.append(pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False))
+            finished = pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)
+            if file_column is not None:
+                files = table[file_column].to_pylist()
+                finished = finished & np.array(
+                    [bool(f) and Path(f).is_file() for f in files], dtype=bool
+                )
+            ok.append(finished)
         all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.int64)
         all_ok = np.concatenate(ok).astype(bool) if ok else np.zeros(0, bool)
         # The last row of each key decides: take the first occurrence in reversed order.

@@ -251,6 +251,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in LABELS.key),
         failure_rows=_failure_rows,
+        file_column="output_path",
         every_n=1000,
     )
     total = len(KeySet(renders_path, RENDERS))  # the ok renders

@@ -224,6 +224,7 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in RENDERS.key),
         failure_rows=_failure_rows,
+        file_column="render_path",
         every_n=1000,
     )
     total = len(KeySet(targets_path, TARGETS))  # the ok targets

@@ -85,6 +85,8 @@ class Stage(Generic[Item]):
     done_key : tuple of str, optional
         The key columns that say an item is done, when not the schema's whole key
         (fit3dmm's rows are faces, its items images: ``("image_path",)``).
+    file_column : str, optional
+        The column naming the file an ``ok`` row wrote; a row whose file is gone is redone.
     every_n : int
         Rows per checkpoint (manifest part).
     """
@@ -100,6 +102,7 @@ class Stage(Generic[Item]):
     resume_key: Callable[[Item], Hashable]
     failure_rows: Callable[[Item, str, str], list[dict[str, Any]]]
     done_key: tuple[str, ...] | None = None
+    file_column: str | None = None
     every_n: int = 1000
 
 
@@ -142,7 +145,11 @@ def run_stage(
         every_n=stage.every_n,
         shard=None if shard is None else str(shard),
     ) as writer:
-        done = KeySet(stage.path, stage.schema, stage.done_key) if resuming else KeySet.empty()
+        done = (
+            KeySet(stage.path, stage.schema, stage.done_key, stage.file_column)
+            if resuming
+            else KeySet.empty()
+        )
 
         def todo() -> Iterator[Item]:
             for item in items:
