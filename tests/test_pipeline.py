@@ -517,3 +517,27 @@ def test_resume_redoes_a_row_whose_file_is_gone(tmp_path, astronaut_file, monkey
     next(iter((tmp_path / "augment" / "renders").iterdir())).unlink()
     again = run_render(RenderConfig(quiet=True))
     assert (again.done, again.skipped) == (1, 1)
+
+
+def test_a_source_replaced_after_fitting_is_never_shipped(tmp_path, astronaut, monkeypatch):
+    """Issue 13: a photo replaced between fit3dmm and render (or render and blend) gets status
+    source_changed instead of an output of the old fit on the new photo labelled ok."""
+    from augmentface.stages.blend import BlendConfig, run_blend
+    from augmentface.stages.render import RenderConfig, run_render
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(astronaut).save(folder / name)
+    assert _cli("fit3dmm", str(folder), "-q").exit_code == 0
+    assert _cli("synth-au", "--au", "12=3", "-q").exit_code == 0
+    Image.fromarray(np.roll(astronaut, 40, axis=1)).save(folder / "a.png")  # replaced
+    report = run_render(RenderConfig(quiet=True))
+    assert (report.done, dict(report.failed)) == (1, {"source_changed": 1})
+    Image.fromarray(np.roll(astronaut, 40, axis=1)).save(folder / "b.png")  # after render
+    report = run_blend(BlendConfig(quiet=True, max_source_residual=None))
+    assert (report.done, dict(report.failed)) == (0, {"source_changed": 1})
+    labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
+    assert list(labels.status) == ["source_changed"] and labels.output_path.isna().all()
+    assert not list((tmp_path / "augment/output/images").glob("*"))

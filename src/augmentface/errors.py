@@ -58,6 +58,12 @@ class RenderError(RowError):
     status = "render_failed"
 
 
+class SourceChangedError(RowError):
+    """The source file is not the one that was fitted (its size or content differ)."""
+
+    status = "source_changed"
+
+
 class UpstreamRowError(RowError):
     """The row this one depends on did not finish with status ``ok``."""
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from augmentface.blend import BLEND_METHODS, BlendMethod, blend_face
-from augmentface.errors import UsageError
+from augmentface.errors import UpstreamRowError, UsageError
 from augmentface.expression.source_residual import RESIDUAL_LIMIT, label_conflict
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import write_image_atomic
@@ -19,6 +19,7 @@ from augmentface.manifest import STATUS_OK, read_checked_meta
 from augmentface.manifest_index import KeySet, ManifestIndex, column_values
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.render.crop_file import read_crop
+from augmentface.source_check import SOURCE_COLUMNS, check_source, fit_fingerprint
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
@@ -146,6 +147,9 @@ class BlendTask:
         key = {k: item[k] for k in LABELS.key}
         target = item["target"]
         label = {c: target[c] for c in LABEL_COLUMNS}
+        if item["fit"] is None or item["fit"]["status"] != STATUS_OK:
+            raise UpstreamRowError(f"{item['image_path']}: its face has no finished fit")
+        check_source(item["image_path"], fit_fingerprint(item["fit"]))
         crop, alpha = read_crop(item["render_path"])
         roi = tuple(int(v) for v in item["roi_px"])
         image = blend_face(last_frame(item["image_path"]), crop, alpha, roi, config.method)
@@ -177,18 +181,22 @@ class BlendTask:
 TARGET_COLUMNS_USED = (*TARGETS.key, *LABEL_COLUMNS, "au_intensities", "source_residual")
 
 
+#: The fits columns blend uses without quality gates (which use every column).
+FIT_COLUMNS_USED = ("status", *SOURCE_COLUMNS)
+
+
 def _blend_items(
-    renders_path: Path, targets_path: Path, fits_path: Path | None, seed: int | None
+    renders_path: Path, targets_path: Path, fits_path: Path, gates: bool, seed: int | None
 ) -> Iterator[dict[str, Any]]:
     """The ``ok`` render rows, streamed in the renders' order, each with its ``target`` row
-    and (quality gates only, else None) its ``fit`` row."""
+    and its ``fit`` row (its source's fingerprint; every column for the quality gates)."""
     targets = ManifestIndex(targets_path, TARGETS, TARGET_COLUMNS_USED)
-    fits = None if fits_path is None else ManifestIndex(fits_path, FITS, FITS.names)
+    fits = ManifestIndex(fits_path, FITS, FITS.names if gates else FIT_COLUMNS_USED)
     for render in ManifestIndex(renders_path, RENDERS, RENDERS.names).rows():
         if render["status"] != STATUS_OK:
             continue
         key = tuple(render[k] for k in TARGETS.key)
-        face = None if fits is None else fits.get(key[:2])
+        face = fits.get(key[:2])
         yield {**render, "target": targets.get(key), "fit": face, "seed": seed}
 
 
@@ -234,10 +242,10 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "max_source_residual": config.max_source_residual,
         "keep_rejected": config.keep_rejected,
     }
-    fits_path, blendshape_names = None, None
+    fits_path = upstream_path(targets, "fits", targets_path)
+    fits = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
+    blendshape_names = None
     if config.gates.active:
-        fits_path = upstream_path(targets, "fits", targets_path)
-        fits = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
         blendshape_names = tuple(fits["params"]["blendshape_names"])
     seed = targets.get("seed")
     stage = Stage(
@@ -255,7 +263,7 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         every_n=1000,
     )
     total = len(KeySet(renders_path, RENDERS))  # the ok renders
-    items = _blend_items(renders_path, targets_path, fits_path, seed)
+    items = _blend_items(renders_path, targets_path, fits_path, config.gates.active, seed)
     report = run_stage(stage, items, config.execution, config.quiet, total=total)
     if config.execution.shard is None:
         run_export_outputs(config.outputs())

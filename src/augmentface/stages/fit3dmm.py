@@ -28,6 +28,7 @@ from augmentface.face.model import FaceModel, load_face_model
 from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images
 from augmentface.manifest import STATUS_OK, read_checked_meta
 from augmentface.manifest_index import ManifestIndex
+from augmentface.source_check import check_source, fingerprint
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
@@ -155,10 +156,21 @@ def fit_source(
     source: FaceSource, detector: Detector, model: FaceModel, config: Fit3dmmConfig
 ) -> list[dict]:
     """Manifest rows for one image: one per face kept."""
+    try:
+        before = fingerprint(source.image_path)
+    except OSError:
+        read_frame(source.image_path, max_pixels=config.max_pixels)  # its typed error: missing…
+        raise
     image = read_frame(source.image_path, max_pixels=config.max_pixels)
     fitted = fit_image(image, detector, model, config.fit, source.image_path)
+    check_source(source.image_path, before)  # not replaced while it was read
+    file_columns = {
+        "source_size_bytes": before.size_bytes,
+        "source_mtime_ns": before.mtime_ns,
+        "source_digest": before.digest,
+    }
     return [
-        _face_row(source, i, len(fitted), image.shape, face, fit)
+        {**_face_row(source, i, len(fitted), image.shape, face, fit), **file_columns}
         for i, (face, fit) in enumerate(fitted)
     ]
 

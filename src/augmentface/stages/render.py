@@ -26,6 +26,7 @@ from augmentface.render.details import (
     load_detail_maps,
 )
 from augmentface.render.face_render import render_expression
+from augmentface.source_check import SOURCE_COLUMNS, check_source, fit_fingerprint
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     RENDERS_DIR,
@@ -70,6 +71,7 @@ FIT_COLUMNS_USED = (
     "scale_px_per_mm",
     "expression_offsets_model_mm",
     "au_signed",
+    *SOURCE_COLUMNS,
 )
 
 
@@ -136,6 +138,7 @@ class RenderTask:
             raise UpstreamRowError(
                 f"{item['image_path']}: face {item['face_index']} has no finished fit"
             )
+        check_source(item["image_path"], fit_fingerprint(item, "fit_"))
         frame = last_frame(item["image_path"])
         delta_px = offsets_model_to_image(
             item["expression_offsets_model_mm"] - item["fit_expression_offsets_model_mm"],

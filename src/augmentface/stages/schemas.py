@@ -89,13 +89,26 @@ _SOURCE_IDS = (
 
 FITS = Schema(
     stage="fit3dmm",
-    version=3,
+    version=4,
     key=("image_path", "face_index"),
     columns=(
         *_KEY_FACE,
         *_SOURCE_IDS,
         *(SOURCES.column(name) for name in SOURCE_LABEL_COLUMNS),
         Column("n_faces", "int64", "Faces found in the image"),
+        Column(
+            "source_size_bytes", "int64", "Size of the source file when fitted", unit="bytes"
+        ),
+        Column(
+            "source_mtime_ns", "int64", "Modification time of the source file when fitted",
+            unit="ns",
+        ),
+        Column(
+            "source_digest",
+            "string",
+            "blake2b of the source file when fitted (whole up to 4 MiB, else first and last "
+            "MiB; source_check.py): render and blend refuse a changed source",
+        ),
         Column("width_px", "int64", "Image width after EXIF orientation", unit="px"),
         Column("height_px", "int64", "Image height after EXIF orientation", unit="px"),
         Column("detection_source", "string", "'full_frame' or 'proposal' (multi-scale pass)"),
