@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,6 +53,7 @@ from augmentface.errors import UsageError
 from augmentface.expression.source_residual import shown_intensities
 from augmentface.face.model import FaceModel
 from augmentface.npz_files import header_array, read_npz
+from augmentface.render.model_tables import per_model, read_only
 from augmentface.render.rasterize import (
     _barycentric_affines,
     barycentric_at,
@@ -258,6 +260,7 @@ def apply_details(
     model: FaceModel,
     details: DetailsInput,
     triangle_ids: np.ndarray | None = None,
+    barycentric_maps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shade the crop with the weighted detail maps over the target mesh's skin.
 
@@ -272,6 +275,10 @@ def apply_details(
     triangle_ids : (h, w) int, the visible triangle per crop pixel when the caller has
         rasterised the target mesh already (the warp layer's buffer: indices below
         ``len(model.triangles)`` are the mesh's, others are ignored); None rasterises it here.
+    barycentric_maps : (T', 3, 3) float, per triangle the map from a homogeneous crop pixel
+        ``(x, y, 1)`` to its barycentric weights in the target mesh, when the caller has them
+        (the warp layer's: its first ``len(model.triangles)`` rows are the mesh's); None
+        computes them here.
 
     Returns
     -------
@@ -290,24 +297,25 @@ def apply_details(
         triangle_ids = triangle_id_buffer(
             local_px, dst_verts_px[:, 2], triangles, crop_rgb.shape[:2]
         )
+    tables = _tables(model)
     # -1 (no triangle) and the anchor band's indices (>= T) land on the trailing False.
-    skin = np.r_[model.topology.skin_triangles, False]
-    rows, cols = np.nonzero(skin[np.minimum(triangle_ids, len(triangles))])
+    rows, cols = np.nonzero(tables.skin_lookup.take(np.minimum(triangle_ids, len(triangles))))
     tri = triangle_ids[rows, cols]
     px_per_uv = _px_per_uv(local_px, model)
-    level = int(np.clip(np.round(np.log2(maps.size / px_per_uv)), 0, len(maps.pyramid) - 1))
+    level = min(max(round(math.log2(maps.size / px_per_uv)), 0), len(maps.pyramid) - 1)
     layer = maps.pyramid[level]
     # Each triangle's pixel -> texel map is affine: its barycentric map composed with its
     # corners' texel coordinates (texel centres at integers).
-    corners = model.mesh.uv[triangles] * layer.shape[1] - 0.5  # (T, 3, 2)
-    to_texel = np.einsum("tkd,tkj->tdj", corners, _barycentric_affines(local_px, triangles))
-    points = np.stack(
-        [
-            to_texel[tri, d, 0] * cols + to_texel[tri, d, 1] * rows + to_texel[tri, d, 2]
-            for d in (0, 1)
-        ],
-        axis=1,
-    ).astype(np.float32)
+    corners = tables.texel_corners(layer.shape[1])  # (T, 3, 2)
+    if barycentric_maps is None:
+        barycentric_maps = _barycentric_affines(local_px, triangles)
+    bary_maps = barycentric_maps[: len(triangles)]
+    # to_texel[t, d] = sum_k corners[t, k, d] * bary_maps[t, k] (an einsum costs twice this).
+    to_texel = sum(corners[:, k, :, None] * bary_maps[:, k, None, :] for k in range(3))
+    coeffs = to_texel.reshape(-1, 6).take(tri, axis=0)  # (M, 6): one gather
+    points = np.empty((len(tri), 2), np.float32)
+    for d in (0, 1):
+        points[:, d] = coeffs[:, 3 * d] * cols + coeffs[:, 3 * d + 1] * rows + coeffs[:, 3 * d + 2]
     deepen, flatten = np.flatnonzero(weights > 0), np.flatnonzero(weights < 0)
     log_ratio = np.zeros(len(points), np.float32)
     if deepen.size:
@@ -342,12 +350,50 @@ def _weighted_sum(layer: np.ndarray, weights: np.ndarray, chosen: np.ndarray) ->
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class _ModelTables:
+    """What the layer derives from the face model alone, made once per model (:func:`_tables`).
+
+    ``skin_lookup`` (T + 1,) bool: whether a triangle index is a skin triangle, with a trailing
+    False for the indices clamped to T; ``skin_triangles`` (S, 3) the skin triangles and
+    ``skin_area_uv`` (S,) their signed UV areas.
+    """
+
+    uv: np.ndarray
+    triangles: np.ndarray
+    skin_lookup: np.ndarray
+    skin_triangles: np.ndarray
+    skin_area_uv: np.ndarray
+
+    def texel_corners(self, size: int) -> np.ndarray:
+        """(T, 3, 2) float64 texel coordinates of every triangle's corners in a size² map."""
+        return per_model(self, ("texel corners", size), lambda: self._texel_corners(size))
+
+    def _texel_corners(self, size: int) -> np.ndarray:
+        return read_only(self.uv[self.triangles] * size - 0.5)
+
+
+def _tables(model: FaceModel) -> _ModelTables:
+    def build() -> _ModelTables:
+        skin = model.topology.skin_triangles
+        skin_triangles = model.triangles[skin]
+        return _ModelTables(
+            uv=model.mesh.uv,
+            triangles=model.triangles,
+            skin_lookup=read_only(np.r_[skin, False]),
+            skin_triangles=read_only(skin_triangles),
+            skin_area_uv=read_only(signed_areas_px2(model.mesh.uv, skin_triangles)),
+        )
+
+    return per_model(model, "detail tables", build)
+
+
 def _px_per_uv(local_px: np.ndarray, model: FaceModel) -> float:
     """Pixels per unit of UV on this face: the square root of the skin's area in pixels over
     its area in UV, over the triangles that face the camera."""
-    triangles = model.triangles[model.topology.skin_triangles]
-    area_px = signed_areas_px2(local_px, triangles)
-    area_uv = signed_areas_px2(model.mesh.uv, triangles)
+    tables = _tables(model)
+    area_px = signed_areas_px2(local_px, tables.skin_triangles)
+    area_uv = tables.skin_area_uv
     # The UV layout and the image both have y down: a front-facing triangle keeps its sign.
     facing = (area_px * area_uv) > 0
     if not facing.any():

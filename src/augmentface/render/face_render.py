@@ -102,5 +102,7 @@ def render_expression(
     crop = paint_eyes(warp.image_rgb, image_rgb, landmarks_px, dst, warp.roi)
     crop, painted = paint_mouth(crop, image_rgb, src, dst, warp.roi, openings_px=openings)
     if details is not None:
-        crop = apply_details(crop, dst, warp.roi, model, details, warp.triangle_ids)
+        crop = apply_details(
+            crop, dst, warp.roi, model, details, warp.triangle_ids, warp.barycentric_maps
+        )
     return RenderedFace(crop, warp.alpha, warp.roi, dst, painted)

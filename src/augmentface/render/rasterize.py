@@ -41,12 +41,17 @@ class MeshWarp:
         ``image[y0:y1, x0:x1]``.
     triangle_ids : np.ndarray
         (h, w) int32. Index of the visible target triangle per pixel, -1 where uncovered.
+    barycentric_maps : np.ndarray | None
+        (T, 3, 3) float64. Per target triangle, the linear map from a homogeneous roi pixel
+        ``(x, y, 1)`` (roi-local) to its barycentric weights (:func:`barycentric_at`'s); later
+        layers that map the same pixels through the same triangles reuse it.
     """
 
     image_rgb: np.ndarray
     covered: np.ndarray
     roi: tuple[int, int, int, int]
     triangle_ids: np.ndarray
+    barycentric_maps: np.ndarray | None = None
 
 
 def triangle_id_buffer(
@@ -213,7 +218,7 @@ def _source_maps_px(
     src_verts_px: np.ndarray,
     triangles: np.ndarray,
     ids: np.ndarray,
-    dst_local_px: np.ndarray,
+    dst_bary_maps: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-image source ``(x, y)`` to sample for every roi pixel, as float32 remap maps.
 
@@ -225,7 +230,6 @@ def _source_maps_px(
     """
     x0, y0, x1, y1 = roi
     src_corners_px = src_verts_px[triangles].astype(np.float64)  # (T, 3, 2)
-    dst_bary_maps = _barycentric_affines(dst_local_px, triangles)  # (T, 3, 3)
     # to_src[t, d] = sum_k src_corners[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
     # of this shape costs twice as much).
     to_src = sum(src_corners_px[:, k, :, None] * dst_bary_maps[:, k, None, :] for k in range(3))
@@ -289,8 +293,15 @@ def warp_mesh(
     dst_local_px = np.asarray(dst_verts_px, dtype=np.float64) - (x0, y0)
     skip = folded_triangles(src_verts_px, dst_verts_px, triangles)
     ids = triangle_id_buffer(dst_local_px, dst_depth_px, triangles, (y1 - y0, x1 - x0), skip=skip)
-    map_x, map_y = _source_maps_px((x0, y0, x1, y1), src_verts_px, triangles, ids, dst_local_px)
+    dst_bary_maps = _barycentric_affines(dst_local_px, triangles)  # (T, 3, 3)
+    map_x, map_y = _source_maps_px((x0, y0, x1, y1), src_verts_px, triangles, ids, dst_bary_maps)
     image_rgb = cv2.remap(
         src_image_rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )
-    return MeshWarp(image_rgb=image_rgb, covered=ids >= 0, roi=(x0, y0, x1, y1), triangle_ids=ids)
+    return MeshWarp(
+        image_rgb=image_rgb,
+        covered=ids >= 0,
+        roi=(x0, y0, x1, y1),
+        triangle_ids=ids,
+        barycentric_maps=dst_bary_maps,
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from augmentface.errors import RenderError
 from augmentface.face import topology as topo
 from augmentface.face.model import FaceModel
 from augmentface.face.topology import MeshTopology
+from augmentface.render.model_tables import per_model, read_only
 from augmentface.render.rasterize import warp_mesh
 
 #: Anchor ring radius relative to the face outline, from the outline's centroid.
@@ -42,12 +42,16 @@ class WarpLayer:
     triangle_ids : (h, w) int32, the visible target triangle per pixel: indices below
         ``len(model.triangles)`` are the mesh's, higher ones the anchor band's, -1 none (the
         detail layer shades the mesh's skin through it).
+    barycentric_maps : (T', 3, 3) float64, per triangle of ``triangle_ids`` the map from a
+        homogeneous crop pixel ``(x, y, 1)`` to its barycentric weights in the target mesh
+        (the first ``len(model.triangles)`` are the mesh's; the detail layer reuses them).
     """
 
     image_rgb: np.ndarray
     alpha: np.ndarray
     roi: tuple[int, int, int, int]
     triangle_ids: np.ndarray
+    barycentric_maps: np.ndarray | None = None
 
 
 def anchor_ring_px(oval_px: np.ndarray, scale: float = RING_SCALE) -> np.ndarray:
@@ -105,13 +109,9 @@ def warp_face(
     if roi[2] - roi[0] < 4 or roi[3] - roi[1] < 4:
         raise RenderError(f"face region {roi} is too small or outside the image")
     warp = warp_mesh(image_rgb, src_all, dst_all, depth, triangles, roi=roi)
-    return WarpLayer(warp.image_rgb, _mask(ring, roi), roi, warp.triangle_ids)
-
-
-#: :func:`_triangulation`'s results by (id(model), vertex count, loops), each beside a weak
-#: reference to its model (an id is only unique while its object lives).
-_TRIANGULATIONS: dict[tuple, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
-_MAX_TRIANGULATIONS = 64
+    return WarpLayer(
+        warp.image_rgb, _mask(ring, roi), roi, warp.triangle_ids, warp.barycentric_maps
+    )
 
 
 def _triangulation(
@@ -125,10 +125,13 @@ def _triangulation(
     vertices and the ring. Both depend on the model and the loops only, so they are made
     once and kept (read-only).
     """
-    key = (id(model), n_mesh, tuple(tuple(int(v) for v in loop) for loop in loops))
-    cached = _TRIANGULATIONS.get(key)
-    if cached is not None and cached[0]() is model:
-        return cached[1], cached[2]
+    key = ("warp triangulation", n_mesh, tuple(tuple(int(v) for v in loop) for loop in loops))
+    return per_model(model, key, lambda: _build_triangulation(model, n_mesh, loops))
+
+
+def _build_triangulation(
+    model: FaceModel, n_mesh: int, loops: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
     oval = np.asarray(topo.FACE_OVAL)
     n_all = n_mesh + len(oval)
     # Only the indices matter here: vertex k carries the value k.
@@ -144,13 +147,7 @@ def _triangulation(
         np.stack([index, index, index], axis=1),
         loops,
     )
-    copied = copies[n_all:, 0].astype(np.intp)
-    triangles = triangles.astype(np.int32)
-    triangles.flags.writeable = copied.flags.writeable = False
-    if len(_TRIANGULATIONS) >= _MAX_TRIANGULATIONS:
-        _TRIANGULATIONS.clear()
-    _TRIANGULATIONS[key] = (weakref.ref(model), triangles, copied)
-    return triangles, copied
+    return read_only(triangles.astype(np.int32), copies[n_all:, 0].astype(np.intp))
 
 
 def _band_triangles(n_mesh: int, oval: np.ndarray) -> np.ndarray:
