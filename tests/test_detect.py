@@ -457,3 +457,17 @@ def test_group_selfie_finds_all_seven_people(shared: Path, every: FaceLandmarker
     )
     assert len(faces) == 7
     assert sorted(f.source for f in faces).count("full_frame") == 3
+
+
+def test_thin_strips_and_huge_sides_have_a_work_budget(landmarker):
+    """Issue 13: a 20000 x 20 strip took thousands of tile calls; a side of 32768 px aborts
+    MediaPipe (the whole process). Tiles are bounded, and such a side is refused first."""
+    from augmentface.errors import ImageTooLargeError
+    from augmentface.face.detect import MAX_TILES, MEDIAPIPE_MAX_SIDE, tile_windows
+
+    assert len(tile_windows(20, 20000)) <= MAX_TILES
+    assert len(tile_windows(4, 30000)) <= MAX_TILES
+    assert len(tile_windows(480, 640)) == 24  # ordinary photos keep their tiles
+    strip = np.zeros((4, MEDIAPIPE_MAX_SIDE, 3), np.uint8)
+    with pytest.raises(ImageTooLargeError, match="MediaPipe cannot take"):
+        landmarker.detect(strip)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from augmentface.errors import UsageError
+from augmentface.errors import ImageTooLargeError, UsageError
 from augmentface.face.landmarker_model import LandmarkerModel, locate_landmarker
 
 if TYPE_CHECKING:
@@ -74,6 +74,13 @@ DUPLICATE_IOU = 0.4
 HOG_THRESHOLD = -0.5
 #: Crops and tiles are downscaled to at most this side before the landmarker sees them.
 VIEW_MAX_SIDE = 640
+#: MediaPipe aborts the whole process (an OpenCV assertion in its remap, SHRT_MAX) on an image
+#: with a side this long or longer: such images are refused before it sees them.
+MEDIAPIPE_MAX_SIDE = 32768
+#: Tiles per image at most, and their least side (px): a thin strip (20000 x 20) would
+#: otherwise take thousands of landmarker calls, for faces that cannot fit in it.
+MAX_TILES = 64
+MIN_TILE_SIDE = 64
 #: Landmarker calls spent on proposals, per face asked for (bounds the time on busy textures).
 MAX_REFINEMENTS_PER_FACE = 4
 
@@ -405,13 +412,18 @@ def tile_windows(height: int, width: int) -> list[tuple[int, int, int]]:
     a quarter of the shorter side lies whole inside some tile, where it is twice as large
     relative to the view as in the full frame. The grid starts a quarter tile outside the image
     so that faces cut by the border sit near a tile's middle (the outside is mirrored by
-    :func:`extract_crop`), where the detector finds them.
+    :func:`extract_crop`), where the detector finds them. Tiles are at least
+    :data:`MIN_TILE_SIDE` and at most :data:`MAX_TILES` (larger ones where a thin or huge image
+    would need more): a work budget per image.
     """
-    side = max(2, min(height, width) // 2)
-    step = side // 2
-    xs = range(-step // 2, width - step // 2, step)
-    ys = range(-step // 2, height - step // 2, step)
-    return [(x, y, side) for y in ys for x in xs]
+    side = max(MIN_TILE_SIDE, min(height, width) // 2)
+    while True:  # a work budget: larger tiles until there are few enough
+        step = side // 2
+        xs = range(-step // 2, width - step // 2, step)
+        ys = range(-step // 2, height - step // 2, step)
+        if len(xs) * len(ys) <= MAX_TILES:
+            return [(x, y, side) for y in ys for x in xs]
+        side *= 2
 
 
 def inside_image(box: Box, point: tuple[float, float], height: int, width: int) -> bool:
@@ -512,6 +524,11 @@ class FaceLandmarker:
             )
         image = np.ascontiguousarray(image)
         height, width = image.shape[:2]
+        if max(height, width) >= MEDIAPIPE_MAX_SIDE:
+            raise ImageTooLargeError(
+                f"{width}x{height} px: a side of {MEDIAPIPE_MAX_SIDE} px or more, which "
+                "MediaPipe cannot take (it would abort the run)"
+            )
         cfg = self.config
 
         faces = self._run(image, 0, 0, width, height, "full_frame")
