@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from augmentface.datasets import (
     SOURCES,
@@ -355,6 +356,30 @@ def test_folder_with_labels_csv(tmp_path, frames):
     assert "labels.csv line 5: valence 'x' is not a number" in b["error"]
     assert "AU12 is 6, outside [0, 5]" in b["error"]
     assert df.loc["carol/gone.png", "status"] == "missing"
+
+
+def test_folder_paths_outside_the_root_are_refused_unless_allowed(tmp_path, frames):
+    """Issue 13: a labels CSV naming ../outside/face.jpg or /etc/passwd, or a symlink out of
+    the root, is imported with status outside_root (and fit3dmm never opens it)."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    Image.fromarray(frames[1]).save(outside / "face.png")
+    build_folder(root, {"a.png": frames[0]}, pd.DataFrame({"path": ["a.png"]}))
+    (root / "link.png").symlink_to(outside / "face.png")
+    listing = ["a.png", "../outside/face.png", "/etc/passwd", "link.png"]
+    pd.DataFrame({"path": listing}).to_csv(root / "labels.csv", index=False)
+    df = import_dataset("folder", root, ImportConfig(labels_csv=Path("labels.csv")))
+    status = dict(zip(df["image_path"], df["status"], strict=True))
+    assert status[str(root / "a.png")] == "ok"
+    assert status["/etc/passwd"] == "outside_root"
+    assert status[str(outside / "face.png")] == "outside_root"  # named in the CSV
+    assert status[str(root / "link.png")] == "outside_root"  # a symlink out of the root
+    assert len(df) == 4
+    assert "allow-outside-root" in df.loc[df.status == "outside_root", "error"].iloc[0]
+    allowed = import_dataset(
+        "folder", root, ImportConfig(labels_csv=Path("labels.csv"), allow_outside_root=True)
+    )
+    assert "outside_root" not in set(allowed["status"])
 
 
 def test_folder_without_csv_and_wrong_csv(tmp_path, frames):

@@ -541,3 +541,23 @@ def test_a_source_replaced_after_fitting_is_never_shipped(tmp_path, astronaut, m
     labels = pd.read_csv(tmp_path / "augment/output/labels.csv")
     assert list(labels.status) == ["source_changed"] and labels.output_path.isna().all()
     assert not list((tmp_path / "augment/output/images").glob("*"))
+
+
+def test_fit3dmm_never_opens_a_source_outside_the_dataset_root(tmp_path, astronaut, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    Image.fromarray(astronaut).save(root / "a.png")
+    pd.DataFrame({"path": ["a.png", "/etc/passwd"]}).to_csv(root / "labels.csv", index=False)
+    work = str(tmp_path / "w")
+    result = _cli("import", "folder", str(root), "--labels-csv", "labels.csv", "-w", work, "-q")
+    assert result.exit_code == 1, result.output  # a row failed: outside the root
+    opened = []
+    real = fit_stage.read_frame
+    monkeypatch.setattr(fit_stage, "read_frame", lambda p, **k: opened.append(p) or real(p, **k))
+    assert _cli("fit3dmm", "-w", work, "-q").exit_code == 1
+    fits = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    assert dict(zip(fits.image_path, fits.status, strict=True)) == {
+        str(root / "a.png"): "ok",
+        "/etc/passwd": "outside_root",
+    }
+    assert opened == [str(root / "a.png")]

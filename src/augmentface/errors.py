@@ -58,6 +58,12 @@ class RenderError(RowError):
     status = "render_failed"
 
 
+class OutsideRootError(RowError):
+    """An image or label path that resolves outside the dataset root (symlinks followed)."""
+
+    status = "outside_root"
+
+
 class SourceChangedError(RowError):
     """The source file is not the one that was fitted (its size or content differ)."""
 

@@ -56,6 +56,14 @@ def import_command(
     max_frames_per_clip: Annotated[
         int | None, typer.Option(min=1, help="Keep at most this many frames per clip.")
     ] = None,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root",
+            help="Import images and labels that resolve outside ROOT (symlinks followed); "
+            "default: they get status outside_root and are never opened.",
+        ),
+    ] = False,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -67,6 +75,7 @@ def import_command(
         labels_csv=labels_csv,
         every_nth=every_nth,
         max_frames_per_clip=max_frames_per_clip,
+        allow_outside_root=allow_outside_root,
     )
     config = ImportStageConfig(workdir=workdir, dataset=dataset_config)
     finish([run_or_exit(run_import, dataset, root, config)], quiet, allow_failures)

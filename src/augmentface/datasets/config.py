@@ -34,6 +34,10 @@ class ImportConfig:
         neighbouring frames are nearly identical. Default 1 (all frames).
     max_frames_per_clip : int or None, optional
         Keep at most this many frames per clip (after ``every_nth``). Default None (no limit).
+    allow_outside_root : bool, optional
+        Import images and labels whose paths resolve outside the root (symlinks followed).
+        Default False: they get status ``outside_root`` and are never opened, so a labels CSV
+        cannot make a run read ``/etc/shadow`` or another dataset's files.
     """
 
     camera: Literal["left", "right"] = "left"
@@ -41,6 +45,7 @@ class ImportConfig:
     labels_csv: Path | None = None
     every_nth: int = 1
     max_frames_per_clip: int | None = None
+    allow_outside_root: bool = False
 
     def __post_init__(self) -> None:
         if self.camera not in CAMERAS:

@@ -34,7 +34,13 @@ from augmentface.datasets.config import ImportConfig
 from augmentface.datasets.labels import LabelTrack, Scale
 from augmentface.datasets.rows import SourceRows, require
 from augmentface.datasets.schema import DISFA_AUS, EMOTIONS, RAW_AUS
-from augmentface.errors import DatasetLayoutError, ImageMissingError, LabelError, UsageError
+from augmentface.errors import (
+    DatasetLayoutError,
+    ImageMissingError,
+    LabelError,
+    OutsideRootError,
+    UsageError,
+)
 from augmentface.imageio import list_images
 
 __all__ = ["AU_SCALE", "VA_SCALE", "import_folder"]
@@ -86,12 +92,28 @@ def import_folder(root: Path, config: ImportConfig | None = None) -> pd.DataFram
         _fill_labels(rows, table, at, config.labels_csv.name)
     for i in np.flatnonzero([not p.is_file() for p in images]):
         rows.flag(i, ImageMissingError.status, f"{images[i]}: no such file")
+    if not config.allow_outside_root:
+        for i in np.flatnonzero([not _resolved(p).is_relative_to(root) for p in images]):
+            rows.flag(
+                i,
+                OutsideRootError.status,
+                f"{images[i]}: outside the dataset root {root} (symlinks followed); "
+                "import --allow-outside-root to take it",
+            )
     frame = rows.frame()
     if config.split is not None:
         if table is None or "split" not in table.columns:
             raise UsageError("a folder import has a split only through the CSV's split column")
         frame = frame[frame["split"].str.lower() == config.split.lower()]
     return frame.reset_index(drop=True)
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symlinks followed (a loop stays as it is: it fails when read)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path
 
 
 def _read_csv(root: Path, csv: Path) -> pd.DataFrame:

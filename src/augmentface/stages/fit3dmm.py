@@ -14,7 +14,7 @@ import numpy as np
 from augmentface.datasets.frames import read_frame
 from augmentface.datasets.schema import RUN_FIRST as SOURCES_FIRST
 from augmentface.datasets.schema import SOURCES
-from augmentface.errors import UsageError
+from augmentface.errors import OutsideRootError, UsageError
 from augmentface.face.detect import (
     BLENDSHAPE_NAMES,
     DetectConfig,
@@ -76,6 +76,8 @@ class FaceSource:
     clip_id: str | None = None
     frame_index: int = -1
     labels: Mapping[str, Any] = field(default_factory=dict)  # SOURCE_LABEL_COLUMNS present
+    #: Why the file must not be opened (import's status ``outside_root``), else None.
+    refused: str | None = None
 
     def columns(self) -> dict[str, Any]:
         """The manifest columns that describe the source, for every row of its image."""
@@ -102,7 +104,7 @@ def sources_from_manifest(path: Path) -> Iterator[FaceSource]:
     file longer or shorter than its video, …) are fitted too, but without labels: the image is
     good, the labels cannot be trusted to belong to it.
     """
-    columns = ("image_path", "subject_id", "dataset", "clip_id", "frame_index", "status")
+    columns = ("image_path", "subject_id", "dataset", "clip_id", "frame_index", "status", "error")
     for row in ManifestIndex(path, SOURCES, (*columns, *SOURCE_LABEL_COLUMNS)).rows():
         trusted = row["status"] == STATUS_OK
         yield FaceSource(
@@ -116,6 +118,7 @@ def sources_from_manifest(path: Path) -> Iterator[FaceSource]:
                 for k in SOURCE_LABEL_COLUMNS
                 if trusted and row[k] is not None and not _is_nan(row[k])
             },
+            refused=row["error"] if row["status"] == OutsideRootError.status else None,
         )
 
 
@@ -156,6 +159,8 @@ def fit_source(
     source: FaceSource, detector: Detector, model: FaceModel, config: Fit3dmmConfig
 ) -> list[dict]:
     """Manifest rows for one image: one per face kept."""
+    if source.refused is not None:
+        raise OutsideRootError(source.refused)  # never opened
     try:
         before = fingerprint(source.image_path)
     except OSError:
