@@ -561,3 +561,23 @@ def test_fit3dmm_never_opens_a_source_outside_the_dataset_root(tmp_path, astrona
         "/etc/passwd": "outside_root",
     }
     assert opened == [str(root / "a.png")]
+
+
+def test_a_layout_copies_only_files_the_run_wrote(tmp_path, astronaut_file, monkeypatch):
+    from augmentface.manifest import write_manifest
+
+    monkeypatch.chdir(tmp_path)
+    keep = ("--max-source-residual", "9")
+    result = _cli("run", str(astronaut_file), "--au", "AU12=3", "--no-sheet", "-q", *keep)
+    assert result.exit_code == 0
+    path = tmp_path / "augment/output/labels.parquet"
+    labels = read_manifest(path, LABELS, run_first="")
+    stranger = tmp_path / "secret.txt"
+    stranger.write_text("not an output")
+    tampered = labels.df.assign(output_path=str(stranger))
+    meta = labels.meta
+    write_manifest(path, tampered, LABELS, params=meta["params"], seed=meta["seed"],
+                   face_model_id=meta["face_model_id"])  # fmt: skip
+    assert _cli("export-layout", "--layout", "flat", "-q").exit_code == 0
+    layout = tmp_path / "augment/output/flat"
+    assert not any("not an output" in p.read_text(errors="ignore") for p in layout.rglob("*.*"))

@@ -113,6 +113,13 @@ def _write_layout(
     (``manifest.df`` and the file at ``labels_path`` both get the ``layout_path`` column)."""
     labels = manifest.df
     ok = labels[(labels["status"] == "ok") & labels["output_path"].notna()].copy()
+    # Only files blend wrote are copied: a tampered manifest must not smuggle any readable
+    # file (/etc/hostname) into a dataset layout.
+    images = (labels_path.parent / "images").resolve()
+    foreign = ~ok["output_path"].map(lambda p: Path(p).resolve().is_relative_to(images))
+    for path in ok.loc[foreign, "output_path"]:
+        log.warning("%s: not an output of this run (outside %s); not in the layout", path, images)
+    ok = ok[~foreign]
     ok.loc[~ok["kind"].isin(AU_LABELLED_KINDS), list(AU_NAMES)] = np.nan
     renders = ManifestIndex(renders_path, RENDERS, ["target_ibug68_px"])
     ok["ibug68_px"] = [
