@@ -15,7 +15,7 @@ import numpy as np
 from augmentface.face import topology as topo
 
 # The eye's gap between its lids is measured like the mouth's between its lips.
-from augmentface.render.mouth import mouth_opening_px
+from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
 from augmentface.render.skin import cheek_skin_rgb, luma
 
 #: Iris landmarks of MediaPipe's 478-point output: centre, then four points on the rim.
@@ -58,13 +58,17 @@ def paint_eyes(
     out = crop
     offset = np.array([roi[0], roi[1]], dtype=np.float64)
     skin_rgb = None  # measured when an eye widens
-    for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+    loops = (topo.LEFT_EYE, topo.RIGHT_EYE)
+    # Both eyes' openings, source and target, in one pass: (left src, left dst, right ...).
+    polygons = np.stack(
+        [verts[list(loop), :2] for loop in loops for verts in (landmarks_px, dst_verts_px)]
+    )
+    openings = mouth_openings_px(polygons, topo.EYE_UPPER_COUNT).reshape(2, 2).tolist()
+    for loop, (opening_src, opening_dst) in zip(loops, openings, strict=True):
+        if opening_dst <= _WIDEN_RATIO * opening_src:
+            continue
         contour = list(loop)
         src_poly, dst_poly = landmarks_px[contour, :2], dst_verts_px[contour, :2]
-        if mouth_opening_px(dst_poly, topo.EYE_UPPER_COUNT) <= _WIDEN_RATIO * mouth_opening_px(
-            src_poly, topo.EYE_UPPER_COUNT
-        ):
-            continue
         if skin_rgb is None:
             skin_rgb = cheek_skin_rgb(image_rgb, landmarks_px)
         out = _paint_revealed_eyeball(
