@@ -141,6 +141,25 @@ def test_disfa_label_file_shorter_or_longer_than_video(tmp_path, frames, n_label
     assert df["label_AU1"].iloc[covered:].isna().all()
 
 
+def test_disfa_label_links_out_of_the_root_are_not_read(tmp_path, frames):
+    """Issue 13: a label file that is a link out of the root is refused unread; a bad line of
+    a label file is quoted as a short escaped excerpt, never whole."""
+    root = tmp_path / "DISFA"
+    build_disfa(root, frames)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("1,top secret line that must never be copied into a manifest\n")
+    au12 = root / "ActionUnit_Labels/SN001/SN001_au12.txt"
+    au12.unlink()
+    au12.symlink_to(secret)
+    with pytest.raises(DatasetLayoutError, match="outside the dataset root; it is not read"):
+        import_dataset("disfa", root)
+    au12.unlink()
+    au12.write_text("".join(f"{i},0\n" for i in range(1, 11)).replace("3,0", "3," + "x" * 300))
+    df = import_dataset("disfa", root)
+    error = df.loc[df["frame_index"] == 3, "error"].iloc[0]
+    assert "'3,xxx" in error and "…" in error and len(error) < 200
+
+
 def test_disfa_invalid_intensity_is_recorded(tmp_path, frames):
     build_disfa(tmp_path, frames)
     au12 = tmp_path / "ActionUnit_Labels/SN001/SN001_au12.txt"

@@ -85,6 +85,11 @@ def _subject_rows(root: Path, subject: str, config: ImportConfig) -> pd.DataFram
     tracks = {}
     for au in DISFA_AUS:
         path = require(au_file(root, subject, au), f"DISFA's AU{au} labels of {subject}")
+        if not config.allow_outside_root and not path.resolve().is_relative_to(root):
+            raise DatasetLayoutError(
+                f"{path}: a link to {path.resolve()}, outside the dataset root; it is not read "
+                "(import --allow-outside-root to follow it)"
+            )
         name = path.relative_to(root).as_posix()
         tracks[au] = read_label_table(path, name, (f"AU{au}",), frame_column=True)
     try:

@@ -112,6 +112,17 @@ class LabelTrack:
         return f"{self.name} {self.location.format(int(location))}"
 
 
+#: Characters of a label line quoted in a message: enough to see what is wrong, never a
+#: whole file's content (a label path may be a link to any file).
+EXCERPT_CHARS = 40
+
+
+def excerpt(line: str) -> str:
+    """A short, escaped quote of one line of a label file for an error message."""
+    text = line.strip()
+    return repr(text[:EXCERPT_CHARS]) + ("…" if len(text) > EXCERPT_CHARS else "")
+
+
 def read_label_table(
     path: Path,
     name: str,
@@ -149,7 +160,7 @@ def read_label_table(
     if header is not None:
         got = [h.strip().lower() for h in lines[0].split(",")] if lines else []
         if got != [h.lower() for h in header]:
-            found = repr(lines[0]) if lines else "an empty file"
+            found = excerpt(lines[0]) if lines else "an empty file"
             raise DatasetLayoutError(
                 f"{path}: expected the header {','.join(header)!r}, found {found}"
             )
@@ -168,7 +179,7 @@ def read_label_table(
             try:
                 parsed = [float(f) for f in fields]
             except ValueError:
-                problems[number] = f"{line.strip()!r} is not all numbers"
+                problems[number] = f"{excerpt(line)} is not all numbers"
                 parsed = None
             if parsed is not None:
                 if frame_column and np.isfinite(parsed[0]) and parsed[0] == round(parsed[0]):
