@@ -109,10 +109,9 @@ def _barycentric_affines(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndar
     np.ndarray
         (T, 3, 3) float64. ``weights = maps[t] @ (x, y, 1)``.
     """
-    corners_px = verts_px[triangles].astype(np.float64)  # (T, 3, 2)
-    ax, ay = corners_px[:, 0, 0], corners_px[:, 0, 1]
-    abx, aby = corners_px[:, 1, 0] - ax, corners_px[:, 1, 1] - ay
-    acx, acy = corners_px[:, 2, 0] - ax, corners_px[:, 2, 1] - ay
+    (ax, bx, cx), (ay, by, cy) = _corner_coordinates(verts_px, triangles)
+    abx, aby = bx - ax, by - ay
+    acx, acy = cx - ax, cy - ay
     det = abx * acy - aby * acx
     inv_det = np.divide(1.0, det, out=np.zeros_like(det), where=det != 0.0)
     maps = np.empty((len(triangles), 3, 3))
@@ -166,10 +165,23 @@ def barycentric_at(
     return rows, cols, tri, bary
 
 
+def _corner_coordinates(
+    verts_px: np.ndarray, triangles: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """((x_a, x_b, x_c), (y_a, y_b, y_c)): each (T,) float64, the triangles' corner coordinates.
+
+    Six 1-D takes: a (T, 3, 2) fancy gather costs several times as much.
+    """
+    x = np.ascontiguousarray(verts_px[:, 0], dtype=np.float64)
+    y = np.ascontiguousarray(verts_px[:, 1], dtype=np.float64)
+    corners = [triangles[:, k] for k in range(3)]
+    return tuple(x.take(c) for c in corners), tuple(y.take(c) for c in corners)
+
+
 def signed_areas_px2(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(T,) float64 signed triangle areas in px² (sign gives the winding in image axes)."""
-    a, b, c = (verts_px[triangles[:, k]].astype(np.float64) for k in range(3))
-    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    (ax, bx, cx), (ay, by, cy) = _corner_coordinates(verts_px, triangles)
+    cross = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
     return 0.5 * cross
 
 
@@ -229,13 +241,13 @@ def _source_maps_px(
     exactly, so they keep the source pixels unchanged.
     """
     x0, y0, x1, y1 = roi
-    src_corners_px = src_verts_px[triangles].astype(np.float64)  # (T, 3, 2)
-    # to_src[t, d] = sum_k src_corners[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
-    # of this shape costs twice as much).
-    to_src = sum(src_corners_px[:, k, :, None] * dst_bary_maps[:, k, None, :] for k in range(3))
-    identity = np.array([[[1.0, 0.0, x0], [0.0, 1.0, y0]]])
-    # float32 keeps 1/1000 px at 4000 px, far finer than remap's 1/32 px interpolation grid.
-    to_src = np.concatenate([to_src, identity]).astype(np.float32)  # (T + 1, 2, 3)
+    # to_src[t, d] = sum_k src_corner[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
+    # of this shape costs twice as much), in float32 (it keeps 1/1000 px at 4000 px, far finer
+    # than remap's 1/32 px interpolation grid), with an identity entry for uncovered pixels.
+    to_src = np.empty((len(triangles) + 1, 2, 3), np.float32)
+    for d, corner in enumerate(_corner_coordinates(src_verts_px, triangles)):
+        to_src[:-1, d] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3))
+    to_src[-1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
     entry = np.where(ids >= 0, ids, len(triangles))
     cols = np.arange(x1 - x0, dtype=np.float32)[None, :]
     rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
