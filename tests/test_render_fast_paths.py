@@ -1,0 +1,204 @@
+"""The render's fast paths give what the plain computations they replace give.
+
+Each test holds one shortcut of render + blend (benchmarks/bench_render_profile.py times them)
+against a direct computation written here: the warp's cached triangulation, the batched
+mouth/eye openings, the float32 (and, for wide feathers, coarse-grid) mask blur, the one-call
+alpha blend, and the detail layer's skipping of triangles its maps cannot reach.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from augmentface.blend import alpha_blend
+from augmentface.face import topology as topo
+from augmentface.face.model import N_MESH_VERTICES
+from augmentface.render import details as details_module
+from augmentface.render.detail_maps import builtin_detail_maps
+from augmentface.render.details import DetailsInput, apply_details
+from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
+from augmentface.render.warp import (
+    _band_triangles,
+    _mask,
+    _static_interiors,
+    _triangulation,
+    anchor_ring_px,
+    warp_face,
+)
+
+
+@pytest.fixture(scope="module")
+def face(astronaut, landmarker) -> np.ndarray:
+    """(468, 3) float64 mesh of the astronaut, image px."""
+    faces = landmarker.detect(astronaut)
+    assert faces
+    return np.asarray(faces[0].landmarks_px, dtype=np.float64)[:N_MESH_VERTICES]
+
+
+def test_cached_triangulation_is_the_static_interiors_one(model, face) -> None:
+    loops = (topo.LEFT_EYE, topo.RIGHT_EYE, topo.LIPS_INNER)
+    oval = np.asarray(topo.FACE_OVAL)
+    n = len(face)
+    ring = anchor_ring_px(face[oval, :2])
+    src_all = np.vstack([face[:, :2], ring])
+    depth = np.concatenate([face[:, 2], np.full(len(ring), 1e3)])
+    triangles = np.vstack([model.triangles, _band_triangles(n, oval)])
+    _, dst_ref, depth_ref, triangles_ref = _static_interiors(
+        src_all, src_all, depth, triangles, model.topology, face, loops
+    )
+
+    cached, copied = _triangulation(model, n, loops)
+
+    np.testing.assert_array_equal(cached, triangles_ref)
+    np.testing.assert_array_equal(face[copied, :2], dst_ref[len(src_all) :])
+    np.testing.assert_array_equal(face[copied, 2], depth_ref[len(src_all) :])
+    assert _triangulation(model, n, loops)[0] is cached  # made once
+    assert not cached.flags.writeable
+    assert len(_triangulation(model, n, loops[:2])[1]) < len(copied)
+
+
+def _opening_reference(polygon_px: np.ndarray, upper_count: int) -> float:
+    """mouth_opening_px as first written: one loop, np.interp per arc."""
+    first, second = polygon_px[0], polygon_px[upper_count - 1]
+    width = float(np.linalg.norm(second - first))
+    axis = (second - first) / max(width, 1e-9)
+    normal = np.array([-axis[1], axis[0]])
+    if normal[1] < 0 or (normal[1] == 0 and normal[0] < 0):
+        normal = -normal
+
+    def uv(points):
+        offset = points - first
+        return offset @ axis, offset @ normal
+
+    upper_u, upper_v = uv(polygon_px[:upper_count])
+    lower = np.concatenate([second[None], polygon_px[upper_count:], first[None]])
+    lower_u, lower_v = uv(lower)
+    up, low = np.argsort(upper_u, kind="stable"), np.argsort(lower_u, kind="stable")
+    u = (np.arange(64) + 0.5) * (width / 64)
+    gap = np.interp(u, lower_u[low], lower_v[low]) - np.interp(u, upper_u[up], upper_v[up])
+    return float(np.maximum(gap, 0.0).mean())
+
+
+@pytest.mark.parametrize(
+    ("loop", "upper_count"),
+    [(topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT), (topo.LEFT_EYE, topo.EYE_UPPER_COUNT)],
+)
+def test_batched_openings_match_one_loop_at_a_time(face, loop, upper_count) -> None:
+    rng = np.random.default_rng(3)
+    base = face[list(loop), :2]
+    turn = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    polygons = np.stack(
+        [
+            base,
+            base + rng.normal(0, 2.0, base.shape),
+            base + rng.normal(0, 8.0, base.shape),  # crossing lips: some gaps are 0
+            (base - base.mean(0)) @ turn + base.mean(0),  # a head rolled by 90°
+            base[::-1],
+            np.repeat(base[:1], len(base), axis=0),  # a collapsed loop
+        ]
+    )
+
+    batched = mouth_openings_px(polygons, upper_count)
+
+    for polygon, opening in zip(polygons, batched, strict=True):
+        expected = _opening_reference(polygon, upper_count)
+        assert opening == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert mouth_opening_px(polygon, upper_count) == pytest.approx(expected, abs=1e-12)
+
+
+def test_alpha_blend_keeps_unmasked_pixels_and_rounds_the_mix() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (80, 90, 3), np.uint8)
+    crop = rng.integers(0, 256, (40, 50, 3), np.uint8)
+    alpha = rng.integers(0, 256, (40, 50), np.uint8)
+    alpha[:10] = 0
+    alpha[-5:] = 255
+    roi = (20, 30, 70, 70)
+
+    out = alpha_blend(image, crop, alpha, roi)
+
+    region = image[30:70, 20:70].astype(np.float64)
+    a = alpha[..., None] / 255.0
+    expected = region * (1 - a) + crop * a
+    # Rounded once, in float32: within half a level, ties may go either way.
+    assert np.abs(out[30:70, 20:70] - expected).max() <= 0.51
+    np.testing.assert_array_equal(out[30:70, 20:70][alpha == 0], image[30:70, 20:70][alpha == 0])
+    np.testing.assert_array_equal(out[30:70, 20:70][alpha == 255], crop[alpha == 255])
+    outside = np.ones(image.shape[:2], bool)
+    outside[30:70, 20:70] = False
+    np.testing.assert_array_equal(out[outside], image[outside])
+    assert out is not image
+
+
+def _mask_reference(ring_px: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """The feathered mask as first written: 8-bit erode by 3x3 ones, then GaussianBlur."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round((ring_px - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    feather = max(1, round(float(np.ptp(ring_px[:, 0])) * 0.3 / 1.3 * 0.25))
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=feather)
+    return cv2.GaussianBlur(mask, (0, 0), feather / 2.0)
+
+
+@pytest.mark.parametrize(("scale", "tolerance"), [(1.0, 1), (3.0, 8), (8.0, 8)])
+def test_mask_matches_the_8_bit_blur(face, scale, tolerance) -> None:
+    ring = anchor_ring_px(face[np.asarray(topo.FACE_OVAL), :2] * scale)
+    x0, y0 = np.floor(ring.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(ring.max(axis=0)).astype(int) + 1
+    roi = (int(x0), int(y0), int(x1), int(y1))
+
+    mask = _mask(ring, roi)
+    expected = _mask_reference(ring, roi)
+
+    assert mask.dtype == np.uint8 and mask.shape == expected.shape
+    diff = np.abs(mask.astype(int) - expected)
+    assert diff.max() <= tolerance
+    assert diff.mean() < 0.25
+
+
+def test_detail_layer_skips_only_pixels_its_maps_leave_alone(
+    model, astronaut, face, monkeypatch
+) -> None:
+    maps = builtin_detail_maps(model)
+    src, dst = face, face.copy()
+    dst[:, 1] += 2.0 * np.sin(dst[:, 0] / 15.0)  # a non-affine move: the Jacobians vary
+    warp = warp_face(astronaut, src, dst, model)
+    rng = np.random.default_rng(5)
+    cases = [np.eye(len(maps.au_numbers))[k] * sign for k in range(3) for sign in (1, -1)]
+    cases.append(rng.uniform(-1, 1, len(maps.au_numbers)))
+
+    def render(weights):
+        return apply_details(
+            warp.image_rgb,
+            dst,
+            warp.roi,
+            model,
+            DetailsInput(maps, weights),
+            warp.triangle_ids,
+            warp.barycentric_maps,
+        )
+
+    reached = []
+    reaches_maps = details_module._reaches_maps
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            details_module,
+            "_reaches_maps",
+            lambda *args: reached.append(reaches_maps(*args)) or reached[-1],
+        )
+        fast = [render(w) for w in cases]
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            details_module,
+            "_reaches_maps",
+            lambda maps, level, chosen, box, to_texel: np.ones(len(to_texel), bool),
+        )
+        everywhere = [render(w) for w in cases]
+
+    for weights, got, expected in zip(cases, fast, everywhere, strict=True):
+        assert (expected != warp.image_rgb).any(), weights
+        np.testing.assert_array_equal(got, expected)
+    # One map reaches a part of the face only: the shortcut left most triangles out.
+    assert all(r.mean() < 0.6 for r in reached[:-1])
