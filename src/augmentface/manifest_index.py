@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from augmentface.errors import UsageError
 from augmentface.manifest import STATUS_OK, Schema, _cells_from_arrow
-from augmentface.manifest_parts import Part, live_parts, read_parts
+from augmentface.manifest_parts import Part, file_sha256, live_parts
 
 __all__ = ["KeySet", "ManifestIndex", "column_values", "key_hash"]
 
@@ -42,14 +42,18 @@ def _sources(path: Path) -> list[Part | Path]:
     return live_parts(path) if path.is_dir() else [path] if path.is_file() else []
 
 
-def _read(source: Part | Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """A part's table; whole, it is checked against its marker (sha256, rows); a few columns
-    (the key passes) are read alone, their row count checked."""
-    if isinstance(source, Part) and columns is None:
-        return read_parts([source])[0]
+def _read(source: Part | Path, columns: Sequence[str], *, verify: bool = False) -> pa.Table:
+    """Only ``columns`` of a part, its row count checked against its marker, and with
+    ``verify`` its bytes too (sha256: the rows a stage uses; the key passes skip it)."""
+    if verify and isinstance(source, Part) and file_sha256(source.path) != source.sha256:
+        raise UsageError(f"{source.path}: changed after it was written (sha256 differs)")
     path = source.path if isinstance(source, Part) else source
     try:
-        table = pq.read_table(path, columns=None if columns is None else list(columns))
+        stored = pq.read_schema(path).names
+        missing = [c for c in columns if c not in stored]
+        if missing:
+            raise UsageError(f"{path}: no column(s) {missing}")
+        table = pq.read_table(path, columns=list(columns))
     except (pa.ArrowException, OSError) as exc:
         raise UsageError(f"{path}: not a readable manifest part ({exc})") from exc
     if isinstance(source, Part) and table.num_rows != source.rows:
@@ -201,10 +205,8 @@ class ManifestIndex:
         if number in self._cache:
             self._cache.move_to_end(number)
             return self._cache[number]
-        table = _read(self._sources[number])
-        missing = [c for c in self.columns if c not in table.column_names]
-        if missing:
-            raise UsageError(f"{self._sources[number]}: no column(s) {missing}")
+        source = self._sources[number]
+        table = _read(source, self.columns, verify=True)
         cells = {}
         for name in self.columns:
             column = self.schema.column(name)
