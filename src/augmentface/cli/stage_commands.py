@@ -153,6 +153,7 @@ def render(
     scheduler: Scheduler = None,
     cluster: Cluster = None,
     shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -165,7 +166,7 @@ def render(
         targets=targets,
         quiet=quiet,
         details=choice,
-        execution=execution_options(workers, scheduler, cluster, shard),
+        execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
     )
     finish([run_or_exit(run_render, config)], quiet, allow_failures)
 
@@ -199,6 +200,7 @@ def blend(
     scheduler: Scheduler = None,
     cluster: Cluster = None,
     shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -206,7 +208,7 @@ def blend(
     gates = QualityGates(max_identity_distance, max_nme, min_response)
     config = run_or_exit(
         BlendConfig,
-        execution=execution_options(workers, scheduler, cluster, shard),
+        execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
         layout=layout,
         layout_root=layout_root,
         fps=fps,
@@ -242,6 +244,7 @@ def evaluate(
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -252,7 +255,7 @@ def evaluate(
         workdir=workdir,
         labels=labels,
         quiet=quiet,
-        execution=execution_options(workers, scheduler, cluster, None),
+        execution=execution_options(workers, scheduler, cluster, None, worker_lifetime),
     )
     report, summary = run_or_exit(run_evaluate, config)
     if not quiet and len(summary):
@@ -382,6 +385,7 @@ def run_all(
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -400,7 +404,7 @@ def run_all(
         gates=QualityGates(max_identity_distance, max_nme, min_response),
         max_source_residual=residual_limit(max_source_residual),
         keep_rejected=keep_rejected,
-        execution=execution_options(workers, scheduler, cluster, None),
+        execution=execution_options(workers, scheduler, cluster, None, worker_lifetime),
         quiet=quiet,
     )
     reports = run_or_exit(run_pipeline, inputs, targets, config)

@@ -125,6 +125,8 @@ class Execution:
         ]
         if len(chosen) > 1:
             raise UsageError(f"choose one of {', '.join(chosen)}, not several")
+        if self.cluster is not None:
+            read_cluster_file(self.cluster)  # a bad file fails now, not after the stage's set-up
 
     @property
     def uses_dask(self) -> bool:
