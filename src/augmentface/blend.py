@@ -26,6 +26,8 @@ def alpha_blend(
     x0, y0, x1, y1 = roi
     out = image_rgb.copy()
     region = out[y0:y1, x0:x1]
+    if region.size == 0:
+        return out
     a = alpha.astype(np.float32) / 255.0
     # blendLinear divides by the weights' sum plus 1e-5: a 0 weight still gives the photo's
     # value back after rounding (x · (1 − 1e-5) is within 0.003 of x for x <= 255).
