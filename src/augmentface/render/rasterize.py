@@ -248,19 +248,24 @@ def _source_maps_px(
     # to_src[t, d] = sum_k src_corner[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
     # of this shape costs twice as much), in float32 (it keeps 1/1000 px at 4000 px, far finer
     # than remap's 1/32 px interpolation grid), with an identity entry for uncovered pixels.
-    to_src = np.empty((len(triangles) + 1, 2, 3), np.float32)
+    # Row 3 d + j of the table holds coefficient j (of x, y, 1) of source coordinate d.
+    to_src = np.empty((2, 3, len(triangles) + 1), np.float32)
     for d, corner in enumerate(_corner_coordinates(src_verts_px, triangles)):
-        to_src[:-1, d] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3))
-    to_src[-1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
+        to_src[d, :, :-1] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3)).T
+    to_src[:, :, -1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
     entry = np.where(ids >= 0, ids, len(triangles))
     cols = np.arange(x1 - x0, dtype=np.float32)[None, :]
     rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
-    coeffs = to_src.reshape(-1, 6).take(entry, axis=0)  # (h, w, 6): one gather
-    map_x, map_y = (
-        coeffs[..., 3 * d] * cols + coeffs[..., 3 * d + 1] * rows + coeffs[..., 3 * d + 2]
-        for d in range(2)
-    )
-    return map_x, map_y
+    maps = []
+    for coeff_x, coeff_y, coeff_1 in to_src:  # contiguous 1-D takes, in place: big rois
+        source = coeff_x.take(entry)
+        source *= cols
+        term = coeff_y.take(entry)
+        term *= rows
+        source += term
+        source += coeff_1.take(entry)
+        maps.append(source)
+    return maps[0], maps[1]
 
 
 def warp_mesh(

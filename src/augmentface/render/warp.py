@@ -10,7 +10,6 @@ so the face blends into the untouched photo without a seam. The interiors of cho
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from augmentface.errors import RenderError
 from augmentface.face import topology as topo
 from augmentface.face.model import FaceModel
 from augmentface.face.topology import MeshTopology
+from augmentface.render.blur import gaussian_blur
 from augmentface.render.model_tables import per_model, read_only
 from augmentface.render.rasterize import warp_mesh
 
@@ -216,31 +216,11 @@ def _feather(mask: np.ndarray, sigma: float, step: int) -> np.ndarray:
     """``mask`` (uint8) blurred by a Gaussian of ``sigma`` px, as cv2.GaussianBlur would.
 
     In float32 (the bit-exact 8-bit cv2.GaussianBlur costs ~4x as much; the mask moves by at
-    most one level); for a wide feather (``step`` > 1) on a grid ``step`` times coarser, with
-    the sigma less the spread of the area average and the bilinear upsampling (variance
-    step² / 4), at most a few levels from the full-resolution blur and ~20x cheaper on a
-    1000 px face.
+    most one level); for a wide feather (``step`` > 1) on a grid ``step`` times coarser
+    (:func:`augmentface.render.blur.gaussian_blur`), at most a few levels from the
+    full-resolution blur and ~20x cheaper on a 1000 px face.
     """
-    h, w = mask.shape
-    if step > 1:
-        low_h, low_w = -(-h // step), -(-w // step)
-        padded = cv2.copyMakeBorder(
-            mask, 0, low_h * step - h, 0, low_w * step - w, cv2.BORDER_REPLICATE
-        )
-        mask = cv2.resize(padded, (low_w, low_h), interpolation=cv2.INTER_AREA)
-        sigma = math.sqrt(sigma**2 - step**2 / 4) / step
-    kernel = _gaussian_kernel(sigma)
-    blurred = cv2.sepFilter2D(mask, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
-    if step > 1:
-        size = (blurred.shape[1] * step, blurred.shape[0] * step)
-        blurred = cv2.resize(blurred, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
-    return cv2.convertScaleAbs(blurred)
-
-
-@functools.lru_cache(maxsize=64)
-def _gaussian_kernel(sigma: float) -> np.ndarray:
-    """The 1-D Gaussian of cv2.GaussianBlur(..., (0, 0), sigma) on 8-bit images (±3 sigma)."""
-    return cv2.getGaussianKernel(round(sigma * 6 + 1) | 1, sigma, cv2.CV_32F)
+    return cv2.convertScaleAbs(gaussian_blur(mask, sigma, step=step, sigmas=3.0))
 
 
 @functools.cache
