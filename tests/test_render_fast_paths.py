@@ -16,6 +16,7 @@ from augmentface.blend import alpha_blend
 from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES
 from augmentface.render import details as details_module
+from augmentface.render.blur import gaussian_blur
 from augmentface.render.detail_maps import builtin_detail_maps
 from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
@@ -202,3 +203,19 @@ def test_detail_layer_skips_only_pixels_its_maps_leave_alone(
         np.testing.assert_array_equal(got, expected)
     # One map reaches a part of the face only: the shortcut left most triangles out.
     assert all(r.mean() < 0.6 for r in reached[:-1])
+
+
+@pytest.mark.parametrize(("sigma", "step"), [(6.0, 2), (12.0, 4), (30.0, 10)])
+def test_coarse_gaussian_blur_matches_opencv(astronaut, sigma, step) -> None:
+    log_luma = np.log1p(cv2.cvtColor(astronaut.astype(np.float32), cv2.COLOR_RGB2GRAY))
+
+    coarse = gaussian_blur(log_luma, sigma, step=step)
+    expected = cv2.GaussianBlur(log_luma, (0, 0), sigma)
+
+    assert coarse.shape == expected.shape and coarse.dtype == np.float32
+    inner = (slice(int(4 * sigma), -int(4 * sigma)),) * 2  # borders are resampled differently
+    error = np.abs(coarse - expected)[inner]
+    span = float(np.ptp(log_luma))
+    assert error.max() < 0.02 * span
+    assert error.mean() < 0.002 * span
+    np.testing.assert_allclose(gaussian_blur(log_luma, sigma), expected, atol=1e-4)
