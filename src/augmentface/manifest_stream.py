@@ -17,8 +17,10 @@ hold a null (``read_manifest`` makes the whole column float64).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -30,6 +32,7 @@ import pyarrow.parquet as pq
 from augmentface.errors import MissingManifestError, UsageError
 from augmentface.manifest import (
     STATUS_OK,
+    Column,
     Schema,
     _cells_from_arrow,
     _object_series,
@@ -174,20 +177,28 @@ class ManifestStream:
 
     def digest(self, columns: Sequence[str], *, ok_only: bool = True) -> str:
         """``stages.common.manifest_digest`` of ``columns`` over the rows (the ``ok`` ones),
-        streamed: the same bytes in the same order, one column after another.
+        streamed: the same bytes in the same order.
 
-        ``manifest_digest`` hashes a DataFrame column by column, so each column is one pass
-        over the parts reading that column alone.
+        ``manifest_digest`` hashes a DataFrame column by column. Each large array column
+        (:data:`LIVE_ELEMENTS` values a row or more) and the first column start a pass over
+        the parts that hashes that column as it reads and spills the small columns after it
+        (up to the next large one) to temporary files, hashed after the pass: a few passes,
+        and a few hundred bytes a row on disk, never a column in memory. A scalar goes
+        through pandas, as in a DataFrame, so that its ``repr`` is the one hashed.
         """
         digest = hashlib.blake2b(digest_size=12)
-        for name in columns:
-            self.schema.column(name)
-            for frame in self._frames((name,), 4096, ok_only):
-                for value in frame[name]:
-                    if isinstance(value, np.ndarray):
-                        digest.update(np.ascontiguousarray(value).tobytes())
-                    else:
-                        digest.update(repr(value).encode())
+        for run in _runs([self.schema.column(name) for name in columns]):
+            with contextlib.ExitStack() as stack:
+                spills = [stack.enter_context(tempfile.TemporaryFile()) for _ in run[1:]]
+                sinks = [digest.update, *(spill.write for spill in spills)]
+                names = list(dict.fromkeys(c.name for c in run))
+                for _, batch in self._batches(names, 1024, ok_only):
+                    for column, sink in zip(run, sinks, strict=True):
+                        sink(_digest_bytes(batch.column(column.name), column))
+                for spill in spills:
+                    spill.seek(0)
+                    for block in iter(lambda spill=spill: spill.read(1 << 20), b""):
+                        digest.update(block)
         return digest.hexdigest()
 
     def _names(self, columns: Sequence[str] | None) -> list[str]:
@@ -201,6 +212,12 @@ class ManifestStream:
         self, names: Sequence[str], batch_rows: int, ok_only: bool
     ) -> Iterator[pd.DataFrame]:
         """The surviving rows of each part, batch by batch (short ones at part ends)."""
+        for source, batch in self._batches(names, batch_rows, ok_only):
+            yield _to_frame(source, batch, self.schema)
+
+    def _batches(
+        self, names: Sequence[str], batch_rows: int, ok_only: bool
+    ) -> Iterator[tuple[Part | Path, pa.RecordBatch]]:
         for source, keep, ok in zip(self._sources, self._keep, self._ok, strict=True):
             wanted = keep & ok if ok_only else keep
             if not wanted.any():
@@ -209,14 +226,15 @@ class ManifestStream:
             try:
                 reader = pq.ParquetFile(path)
                 _require(path, reader.schema_arrow.names, names)
+                batches = reader.iter_batches(batch_size=batch_rows, columns=list(names))
                 start = 0
-                for batch in reader.iter_batches(batch_size=batch_rows, columns=list(names)):
+                for batch in batches:
                     rows = wanted[start : start + batch.num_rows]
                     start += batch.num_rows
                     if not rows.all():
                         batch = batch.filter(pa.array(rows))
                     if batch.num_rows:
-                        yield _to_frame(source, batch, self.schema)
+                        yield source, batch
             except (pa.ArrowException, OSError) as exc:
                 raise UsageError(f"{path}: not a readable manifest part ({exc})") from exc
 
@@ -325,6 +343,31 @@ def _to_frame(source: Part | Path, data: pa.RecordBatch | pa.Table, schema: Sche
                 raise UsageError(f"{_path(source)}: column {name!r}: {exc}") from exc
             frame[name] = _object_series(cells)
     return frame[list(names)]
+
+
+#: Array columns of at least this many values a row are hashed as read, never spilled.
+LIVE_ELEMENTS = 1024
+
+
+def _runs(columns: list[Column]) -> list[list[Column]]:
+    """``columns`` cut before each large array column: one digest pass each."""
+    runs: list[list[Column]] = []
+    for column in columns:
+        shape = column.shape or ()
+        large = bool(shape) and (shape[0] == -1 or int(np.prod(shape)) >= LIVE_ELEMENTS)
+        if not runs or large:
+            runs.append([])
+        runs[-1].append(column)
+    return runs
+
+
+def _digest_bytes(values: pa.Array, column: Column) -> bytes:
+    """What ``manifest_digest`` hashes of these cells: an array's bytes, or None's and a
+    scalar's ``repr`` as pandas gives the value."""
+    if column.dtype == "array":
+        cells = _cells_from_arrow(pa.chunked_array([values]), column.shape)
+        return b"".join(b"None" if cell is None else cell.tobytes() for cell in cells)
+    return b"".join(repr(value).encode() for value in values.to_pandas())
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
