@@ -11,9 +11,10 @@ depends on the face it is rendered on (the CAAE conditions on identity) has a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,20 +28,21 @@ from augmentface.expression.targets import (
     sample_rng,
 )
 from augmentface.face.detect import BLENDSHAPE_NAMES
-from augmentface.face.model import identity_au_noise, load_face_model
-from augmentface.manifest import ManifestWriter, done_keys
+from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
+from augmentface.manifest import STATUS_OK, ManifestWriter
+from augmentface.manifest_index import key_hash
+from augmentface.manifest_stream import ManifestStream, read_columns
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
     TARGETS_FILE,
     StageReport,
     file_digest,
-    manifest_digest,
-    previous_rows,
     progress,
+    same_job,
 )
-from augmentface.stages.fitted import read_fitted
-from augmentface.stages.schemas import AU_NAMES, LABEL_AU_COLUMNS, TARGETS
+from augmentface.stages.lineage import FIT_FIRST
+from augmentface.stages.schemas import AU_NAMES, FITS, LABEL_AU_COLUMNS, TARGETS
 
 
 @dataclass(frozen=True)
@@ -85,20 +87,26 @@ NEUTRAL_MAX_AU = 1.0
 NEUTRAL_MAX_VA = 0.2
 
 
-#: The fits columns a synthesis depends on (faces, their identity for the CAAE, what
-#: ``--neutral-only`` reads).
-FIT_COLUMNS_USED = (
-    "image_path",
-    "face_index",
-    "status",
-    "au_signed",
-    "identity_offsets_model_mm",
+#: What :func:`is_neutral_face` and :func:`has_labels` read of a fitted face.
+NEUTRAL_COLUMNS = (
     "blendshape_scores",
     *LABEL_AU_COLUMNS,
     "label_valence",
     "label_arousal",
     "label_emotion",
 )
+#: The fits columns a synthesis depends on (faces, their identity for the CAAE, what
+#: ``--neutral-only`` reads), in the order of the run's ``fits_digest``.
+FIT_COLUMNS_USED = (
+    "image_path",
+    "face_index",
+    "status",
+    "au_signed",
+    "identity_offsets_model_mm",
+    *NEUTRAL_COLUMNS,
+)
+#: Fitted faces decoded at a time: the stage holds one batch of fits rows, never the fits.
+FACE_BATCH = 512
 
 
 def is_neutral_face(face: Mapping) -> bool:
@@ -167,6 +175,53 @@ def _source_name(source: ExpressionSource, target: ExpressionTarget) -> str:
     return source.name
 
 
+def _check_fits(fits: ManifestStream, model: FaceModel) -> None:
+    """What :func:`.stages.fitted.read_fitted` checks, without reading the rows."""
+    fitted_with = fits.meta.get("face_model_id")
+    if fitted_with != model.model_id:
+        raise UsageError(
+            f"{fits.path}: fitted with face model {fitted_with}, but this installation has "
+            f"{model.model_id}; run fit3dmm again"
+        )
+    if not fits.count_ok():
+        raise UsageError(f"{fits.path}: no fitted face with status ok")
+
+
+def _ok_faces(fits: ManifestStream, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The ``ok`` fitted faces in manifest order, as dicts of ``columns``, a batch at a time."""
+    for batch in fits.batches(columns, FACE_BATCH, ok_only=True):
+        yield from batch.to_dict("records")
+
+
+def _survey(fits: ManifestStream) -> tuple[int, bool]:
+    """(neutral faces, whether any face carries dataset labels), from the label columns."""
+    neutral, labelled = 0, False
+    for face in _ok_faces(fits, NEUTRAL_COLUMNS):
+        neutral += is_neutral_face(face)
+        labelled = labelled or has_labels(face)
+    return neutral, labelled
+
+
+class _DoneKeys:
+    """The ``ok`` keys of an earlier run of the same job, as sorted 8-byte hashes."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self._hashes = np.zeros(0, np.int64)
+        if resume:
+            rows = read_columns(path, TARGETS, ["status"], run_first="")
+            ok = rows.loc[rows["status"] == STATUS_OK, list(TARGETS.key)]
+            keys = ok.itertuples(index=False, name=None)
+            self._hashes = np.sort(np.fromiter(map(key_hash, keys), np.int64, len(ok)))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        h = key_hash(key)
+        i = int(np.searchsorted(self._hashes, h))
+        return i < len(self._hashes) and self._hashes[i] == h
+
+
 def run_synth(
     targets: Sequence[ExpressionTarget],
     config: SynthConfig | None = None,
@@ -175,18 +230,20 @@ def run_synth(
     """Realise every target on every fitted face; write ``<workdir>/targets.parquet``.
 
     ``source`` turns targets into offsets; by default the FACS rig (VA and emotion targets
-    through their priors).
+    through their priors). The fits are streamed (:class:`.manifest_stream.ManifestStream`):
+    a few passes over the columns each question needs, then the faces a batch at a time, their
+    jobs made as they are done; what the stage holds is a batch of faces and a checkpoint.
     """
     config = config or SynthConfig()
     if not targets:
         raise UsageError("no targets given")
     fits_path = Path(config.fits or Path(config.workdir) / FITS_FILE)
     model = load_face_model()
-    fits = read_fitted(fits_path, model)
+    fits = ManifestStream(fits_path, FITS, run_first=FIT_FIRST)
+    _check_fits(fits, model)
     source = source or RigSource(model.rig)
-    neutral_only = config.neutral_only
-    if neutral_only is None:
-        neutral_only = any(has_labels(face) for face in fits.to_dict("records"))
+    n_neutral, labelled = _survey(fits)
+    neutral_only = labelled if config.neutral_only is None else config.neutral_only
     path = Path(config.workdir) / TARGETS_FILE
     params = {
         "fits": str(fits_path.resolve()),
@@ -196,7 +253,8 @@ def run_synth(
             if config.source_file is None
             else {"path": str(config.source_file), "sha256": file_digest(config.source_file)}
         ),
-        "fits_digest": manifest_digest(fits, FIT_COLUMNS_USED),
+        # stages.common.manifest_digest of the ok rows, streamed (ManifestStream.digest).
+        "fits_digest": fits.digest(FIT_COLUMNS_USED),
         "neutral_only": neutral_only,
         "samples": config.samples,
         "seed": config.seed,
@@ -208,46 +266,52 @@ def run_synth(
             }
         ),
     }
-    previous = previous_rows(path, TARGETS, params)
-    done = done_keys(previous, TARGETS)
+    resume = same_job(path, params)
+    done = _DoneKeys(path, resume)
     noise = identity_au_noise(model.rig.au_numbers)
-    faces = fits.to_dict("records")
-    if neutral_only:
-        faces = [face for face in faces if is_neutral_face(face)]
-        if not faces:
-            raise UsageError(
-                f"{fits_path}: no neutral face to synthesize on (neutral sources only"
-                f"{'' if config.neutral_only else ', the default for labelled frames'}; "
-                "--any-source takes every face)"
-            )
-    jobs = [
-        (face, target, sample)
-        for face in faces
-        for target in targets
-        for sample in range(config.samples)
-    ]
+    if neutral_only and not n_neutral:
+        raise UsageError(
+            f"{fits_path}: no neutral face to synthesize on (neutral sources only"
+            f"{'' if config.neutral_only else ', the default for labelled frames'}; "
+            "--any-source takes every face)"
+        )
+    for_identity = getattr(source, "for_identity", None)
+    columns = (
+        "subject_id",
+        "clip_id",
+        "au_signed",
+        *(NEUTRAL_COLUMNS if neutral_only else ()),
+        *(("identity_offsets_model_mm",) if for_identity else ()),
+    )
+    faces = (face for face in _ok_faces(fits, columns) if not neutral_only or is_neutral_face(face))
     report = StageReport("synth", path)
-    todo = []
-    for job in jobs:
-        face, target, sample = job
-        key = (face["image_path"], int(face["face_index"]), target.target_id, sample)
-        if key in done:
-            report.skipped += 1
-        else:
-            todo.append(job)
+
+    def todo() -> Iterator[tuple[dict[str, Any], ExpressionTarget, int]]:
+        """Each face's jobs as the face comes, less those an earlier run finished."""
+        for face in faces:
+            for target in targets:
+                for sample in range(config.samples):
+                    key = (face["image_path"], int(face["face_index"]), target.target_id, sample)
+                    if key in done:
+                        report.skipped += 1
+                    else:
+                        yield face, target, sample
+
+    n_faces = n_neutral if neutral_only else fits.count_ok()
+    # Done keys of the same job are among its jobs: the rest is what remains.
+    total = n_faces * len(targets) * config.samples - len(done)
     with ManifestWriter(
         path,
         TARGETS,
-        previous is not None,
+        resume,
         params=params,
         seed=config.seed,
         face_model_id=model.model_id,
         every_n=2000,
     ) as writer:
         face_source: tuple[object, ExpressionSource] | None = None
-        for face, target, sample in progress(todo, "synth", len(todo), config.quiet):
+        for face, target, sample in progress(todo(), "synth", total, config.quiet):
             if face_source is None or face_source[0] is not face:
-                for_identity = getattr(source, "for_identity", None)
                 face_source = (
                     face,
                     for_identity(face["identity_offsets_model_mm"]) if for_identity else source,
