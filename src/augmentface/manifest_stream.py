@@ -71,7 +71,7 @@ class ManifestStream:
     Notes
     -----
     Two keys whose 64-bit hashes collide would count as one (the earlier row dropped): about
-    one chance in 4·10⁶ for 10⁷ rows, the risk :mod:`augmentface.manifest_index` takes too.
+    one chance in 4·10⁵ for 10⁷ rows, the risk :mod:`augmentface.manifest_index` takes too.
     """
 
     def __init__(self, path: str | os.PathLike[str], schema: Schema, *, run_first: str) -> None:
