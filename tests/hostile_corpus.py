@@ -11,9 +11,9 @@ Keys are paths relative to the folder (``/``-separated); a key whose status is
 with a suffix that is not searched), which must get no row at all. :data:`KINDS` describes
 each kind written so far in a few words (the table of the documentation is made from it).
 
-The kinds that stop the whole run today are kept apart (:data:`RUN_KILLERS`,
-:func:`write_run_killer`), so that the rest of the corpus can run inside the test process; the
-tests run them in a child process.
+The kinds that stopped the whole run before issue 13's fixes (an abort in MediaPipe, a
+traceback) are written apart (:data:`RUN_KILLERS`, :func:`write_run_killer`): the tests run each
+alone in a child process, where a regression cannot end the test run, and then with the rest.
 """
 
 from __future__ import annotations
@@ -353,10 +353,10 @@ def write_corpus(folder: Path, face: np.ndarray) -> dict[str, str]:
     return expected
 
 
-#: Kinds that stop the whole run today (see the report of issue 13's deliverable 7); written
-#: apart by :func:`write_run_killer` so that the rest of the corpus can run in the test process.
+#: Kinds that stopped the whole run before issue 13's fixes; written apart by
+#: :func:`write_run_killer` so that a test can first run each alone in a child process.
 RUN_KILLERS: dict[str, str] = {
-    "side_32767.png": "4 x 32767 pixels: one pixel under MEDIAPIPE_MAX_SIDE",
+    "side_32767.png": "4 x 32767 pixels: MediaPipe's OpenCV remap asserts sides < 32767",
     "latin1_caf\udce9.png": "a file name that is not UTF-8 (the Latin-1 bytes caf\\xe9)",
 }
 
@@ -366,11 +366,10 @@ def write_run_killer(folder: Path, name: str, face: np.ndarray) -> str:
     status a careful user expects for it.
 
     * ``side_32767.png``: MediaPipe's OpenCV asserts ``rows < SHRT_MAX`` (32767) in its remap
-      and aborts the process (SIGABRT), while ``augmentface.face.detect.MEDIAPIPE_MAX_SIDE``
-      (32768) refuses only sides of 32768 and more. Expected: refused as ``too_large``.
-    * ``latin1_caf\\xe9.png``: a name Python can only hold with a surrogate escape; the
-      manifest's key hash encodes it as UTF-8 and raises ``UnicodeEncodeError``. Expected:
-      the photo is fitted (``ok``).
+      and aborts the process (SIGABRT). Expected: refused as ``too_large``.
+    * ``latin1_caf\\xe9.png``: a name Python can only hold with a surrogate escape, which no
+      Parquet string can store (it raised ``UnicodeEncodeError`` and stopped the run).
+      Expected: ``unreadable``, never opened, the name written with ``\\xe9``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -380,4 +379,4 @@ def write_run_killer(folder: Path, name: str, face: np.ndarray) -> str:
         return "too_large"
     with open(os.fsencode(folder / name), "wb") as handle:
         handle.write(_encode(Image.fromarray(face), "PNG"))
-    return "ok"
+    return "unreadable"

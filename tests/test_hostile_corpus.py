@@ -3,7 +3,7 @@
 Every kind of bad or odd file of :mod:`tests.hostile_corpus` gets exactly its status, in one
 row; a bad file costs that row and never the run; the inputs are left as they were; and the
 work per image is bounded (landmarker calls counted, never timed). The corpus is written at
-test time; the kinds the code gets wrong today are strict xfails naming the finding.
+test time, with 20 good photos among the bad ones (issue 13's acceptance run).
 """
 
 from __future__ import annotations
@@ -32,29 +32,13 @@ from augmentface.face.detect import (
     DetectConfig,
     FaceLandmarker,
 )
+from augmentface.imageio import manifest_text
 from augmentface.manifest import read_manifest
 from augmentface.stages import fit3dmm as fit_stage
 from augmentface.stages.common import StageReport
 from augmentface.stages.fit3dmm import Fit3dmmConfig, run_fit3dmm
 from augmentface.stages.schemas import FITS
 from tests.hostile_corpus import NO_ROW, RUN_KILLERS, write_corpus, write_run_killer
-
-#: Kinds the code gets wrong today: kind -> the finding. Each is a strict xfail below, and
-#: left out of the corpus-wide assertions until it is fixed.
-FINDINGS = {
-    "symlink_loop.jpg": "a folder search drops a symlink loop silently (Path.is_file is "
-    "False): no row, while the same link named on the command line gets 'missing'",
-    "dangling.jpg": "a folder search drops a dangling symlink silently: no row",
-    "fifo.jpg": "a folder search drops a named pipe silently: no row (and named on the "
-    "command line, fingerprint() opens it before any check and blocks)",
-}
-
-#: Kinds whose status is right but whose error text is not one line naming the file once.
-ERROR_FINDINGS = {
-    "broken\nname.jpg": "row_failure joins the message onto one line, then finds it no longer "
-    "starts with the raw path and prefixes that path again, line break and all: a two-line "
-    "error that names the file twice",
-}
 
 #: Landmarker calls one image may cost: the full frame, every tile, the refinements.
 CALL_CEILING = 1 + MAX_TILES + MAX_REFINEMENTS_PER_FACE * DetectConfig().max_faces
@@ -63,7 +47,8 @@ CALL_CEILING = 1 + MAX_TILES + MAX_REFINEMENTS_PER_FACE * DetectConfig().max_fac
 #: thread's traceback instead of stalling CI.
 WATCHDOG_S = 300
 
-GOOD_PHOTOS = ("good_0.png", "good_1.jpg", "good_2.webp")
+#: Twenty good photos (issue 13's acceptance: they all stay ``ok`` among the corpus).
+GOOD_PHOTOS = tuple(f"good_{i}{('.png', '.jpg', '.webp')[i % 3]}" for i in range(20))
 
 
 @dataclass(frozen=True)
@@ -108,6 +93,8 @@ def corpus_run(tmp_path_factory, astronaut) -> CorpusRun:
     root = tmp_path_factory.mktemp("hostile")
     folder = root / "in"
     expected = write_corpus(folder, astronaut)
+    for name in RUN_KILLERS:  # each also runs alone in a child process (below)
+        expected[manifest_text(name)] = write_run_killer(folder, name, astronaut)
     folder = folder.resolve()
     for i, name in enumerate(GOOD_PHOTOS):
         Image.fromarray(np.roll(astronaut, 11 * (i + 1), axis=1)).save(folder / name)
@@ -158,10 +145,9 @@ def test_every_hostile_kind_gets_its_status(corpus_run):
     rows = run.rows
     assert not rows.image_path.duplicated().any()  # one image, one row (its largest face)
     got = _statuses(rows, run.folder)
-    checked = {k: v for k, v in run.expected.items() if k not in FINDINGS}
     wrong = {
         name: (want, got.get(name, NO_ROW))
-        for name, want in checked.items()
+        for name, want in run.expected.items()
         if got.get(name, NO_ROW) != want
     }
     assert wrong == {}, "kind: (expected, got)"
@@ -169,8 +155,7 @@ def test_every_hostile_kind_gets_its_status(corpus_run):
     assert all(got[name] == "ok" for name in GOOD_PHOTOS)
     failed = rows[rows.status != "ok"]
     for image_path, error in zip(failed.image_path, failed.error, strict=True):
-        if _relative(image_path, run.folder) not in ERROR_FINDINGS:
-            _assert_one_line_naming(error, image_path)
+        _assert_one_line_naming(error, image_path)
     assert rows[rows.status == "ok"].error.isna().all()
     assert run.report.done == (rows.status == "ok").sum()
     assert dict(run.report.failed) == dict(Counter(failed.status))
@@ -184,34 +169,6 @@ def test_every_hostile_kind_gets_its_status(corpus_run):
     assert {p: d for p, d in turned.items() if abs(d) > 10} == {}
     # nothing under the folder was written, removed, replaced or re-linked
     assert run.after == run.before
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=why))
-        for k, why in FINDINGS.items()
-    ],
-)
-def test_known_findings(corpus_run, kind):
-    """The kinds the code gets wrong today (see FINDINGS), each with the status it should get."""
-    got = _statuses(corpus_run.rows, corpus_run.folder)
-    assert got.get(kind, NO_ROW) == corpus_run.expected[kind]
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, id=k.replace("\n", "_"), marks=pytest.mark.xfail(strict=True, reason=why))
-        for k, why in ERROR_FINDINGS.items()
-    ],
-)
-def test_known_error_findings(corpus_run, kind):
-    """The failed kinds whose error text is wrong today (see ERROR_FINDINGS)."""
-    rows = corpus_run.rows
-    row = rows[rows.image_path == str(corpus_run.folder / kind)].iloc[0]
-    assert row.status == corpus_run.expected[kind]
-    _assert_one_line_naming(row.error, row.image_path)
 
 
 def _assert_one_line_naming(error: object, image_path: str) -> None:
@@ -264,30 +221,14 @@ def test_the_corpus_through_the_cli(corpus_run, tmp_path):
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param(
-            "side_32767.png",
-            id="side_32767",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="MediaPipe aborts the process (OpenCV remap asserts sides < SHRT_MAX "
-                "= 32767); MEDIAPIPE_MAX_SIDE = 32768 lets a side of 32767 through",
-            ),
-        ),
-        pytest.param(
-            "latin1_caf\udce9.png",
-            id="non_utf8_name",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="UnicodeEncodeError in manifest_index.key_hash: a file name that is "
-                "not UTF-8 stops the whole run with a traceback",
-            ),
-        ),
+        pytest.param("side_32767.png", id="side_32767"),
+        pytest.param("latin1_caf\udce9.png", id="non_utf8_name"),
     ],
 )
 def test_a_run_killer_costs_one_row(tmp_path, astronaut, kind):
-    """The kinds that stop the whole run today, each alone in a folder, through the CLI in a
-    child process (an abort would end the test run): the run must end normally (exit 0 or 1,
-    no traceback) with the file's row."""
+    """The kinds that stopped the whole run before issue 13's fixes, each alone in a folder,
+    through the CLI in a child process (an abort would end the test run): the run ends
+    normally (exit 0 or 1, no traceback) with the file's row."""
     assert kind in RUN_KILLERS
     folder = tmp_path / "in"
     expected = write_run_killer(folder, kind, astronaut)
@@ -310,12 +251,6 @@ def test_a_run_killer_costs_one_row(tmp_path, astronaut, kind):
     assert len(rows) == 1 and rows.status.iloc[0] == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit_source fingerprints a named input (source_check.fingerprint opens it) before "
-    "anything checks that it is a regular file: a named pipe blocks the run until a writer "
-    "comes, forever in practice",
-)
 def test_a_named_pipe_given_by_name_is_never_opened(tmp_path):
     """A pipe named on the command line gets 'missing' (not a regular file) without being
     opened: opening a pipe for reading blocks until some other process writes to it.

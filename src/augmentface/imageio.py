@@ -353,11 +353,39 @@ def _encode_params(suffix: str, jpeg_quality: int) -> list[int]:
     return [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
 
 
+def manifest_text(text: str) -> str:
+    """``text`` as a manifest can hold it: a file name that is not UTF-8 (Python holds its bytes
+    as surrogate escapes, which Parquet cannot store) gets them as ``\\xNN``; any other text
+    is returned as it is."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace") if _not_utf8(text) else text
+
+
+def not_utf8_error(path: str | Path) -> ImageReadError | None:
+    """The row error of a file whose name is not UTF-8 (no manifest can record it, so it is
+    never opened), else None."""
+    if not _not_utf8(str(path)):
+        return None
+    return ImageReadError(
+        f"{manifest_text(str(path))}: the file name is not UTF-8, which a manifest cannot "
+        "record; rename the file"
+    )
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
     """Image files named by ``inputs`` (files as given; folders searched recursively by suffix).
 
     A named file is kept whatever its suffix (so a bad file gets a status, not silence); a
-    missing path, or a symbolic-link loop, is kept too and fails when read.
+    missing path, or a symbolic-link loop, is kept too and fails when read. A folder search
+    keeps every entry with an image suffix that is not a directory: a dangling link, a link
+    loop or a named pipe gets its row and status instead of vanishing from the run.
     """
     found: list[Path] = []
     for item in inputs:
@@ -368,7 +396,9 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             found.extend(
                 sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
                 )
             )
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import stat as stat_module
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ def fingerprint(image_path: str) -> Fingerprint:
     """The fingerprint of the file behind ``image_path`` (a frame reference's video)."""
     path = Path(parse_frame_ref(image_path)[0])
     stat = os.stat(path)
+    if not stat_module.S_ISREG(stat.st_mode):
+        # never open it: reading a named pipe blocks until some other process writes to it
+        raise OSError(f"{path}: not a regular file")
     return _fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
 
 

@@ -41,7 +41,7 @@ from augmentface.errors import (
     OutsideRootError,
     UsageError,
 )
-from augmentface.imageio import list_images
+from augmentface.imageio import list_images, manifest_text, not_utf8_error
 
 __all__ = ["AU_SCALE", "VA_SCALE", "import_folder"]
 
@@ -90,14 +90,18 @@ def import_folder(root: Path, config: ImportConfig | None = None) -> pd.DataFram
     rows = _rows(root, images, table, at)
     if table is not None:
         _fill_labels(rows, table, at, config.labels_csv.name)
+    for i, p in enumerate(images):
+        if (error := not_utf8_error(p)) is not None:
+            rows.flag(i, error.status, str(error))
     for i in np.flatnonzero([not p.is_file() for p in images]):
-        rows.flag(i, ImageMissingError.status, f"{images[i]}: no such file")
+        rows.flag(i, ImageMissingError.status, f"{manifest_text(str(images[i]))}: no such file")
     if not config.allow_outside_root:
         for i in np.flatnonzero([not _resolved(p).is_relative_to(root) for p in images]):
             rows.flag(
                 i,
                 OutsideRootError.status,
-                f"{images[i]}: outside the dataset root {root} (symlinks followed); "
+                f"{manifest_text(str(images[i]))}: outside the dataset root {root} (symlinks "
+                "followed); "
                 "import --allow-outside-root to take it",
             )
     frame = rows.frame()
@@ -160,9 +164,9 @@ def _rows(root: Path, images: list[Path], table: pd.DataFrame | None, at: np.nda
 
     return SourceRows(
         "folder",
-        [str(p) for p in images],
+        [manifest_text(str(p)) for p in images],
         [int(p.stem) if p.stem.isdigit() else -1 for p in images],
-        subject_id=from_csv("subject_id", [p.parent.name for p in images]),
+        subject_id=from_csv("subject_id", [manifest_text(p.parent.name) for p in images]),
         clip_id=from_csv("clip_id", [_clip(root, p) for p in images]),
         split=from_csv("split", [None] * len(images)),
     )
@@ -173,8 +177,8 @@ def _clip(root: Path, image: Path) -> str | None:
     if image.parent == root:
         return None
     if image.is_relative_to(root):
-        return image.parent.relative_to(root).as_posix()
-    return str(image.parent)
+        return manifest_text(image.parent.relative_to(root).as_posix())
+    return manifest_text(str(image.parent))
 
 
 def _fill_labels(rows: SourceRows, table: pd.DataFrame, at: np.ndarray, name: str) -> None:

@@ -74,9 +74,9 @@ DUPLICATE_IOU = 0.4
 HOG_THRESHOLD = -0.5
 #: Crops and tiles are downscaled to at most this side before the landmarker sees them.
 VIEW_MAX_SIDE = 640
-#: MediaPipe aborts the whole process (an OpenCV assertion in its remap, SHRT_MAX) on an image
-#: with a side this long or longer: such images are refused before it sees them.
-MEDIAPIPE_MAX_SIDE = 32768
+#: MediaPipe aborts the whole process on an image with a side this long or longer (its OpenCV
+#: remap asserts sides < SHRT_MAX = 32767; 4 x 32767 aborts): refused before it sees them.
+MEDIAPIPE_MAX_SIDE = 32767
 #: Tiles per image at most, and their least side (px): a thin strip (20000 x 20) would
 #: otherwise take thousands of landmarker calls, for faces that cannot fit in it.
 MAX_TILES = 64

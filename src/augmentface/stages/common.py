@@ -76,7 +76,8 @@ def row_failure(error: Exception, where: str) -> tuple[str, str]:
         text = str(error)
     else:
         text = f"unexpected {type(error).__name__}: {error}"
-    text = " ".join(text.split())  # one line
+    # one line: a file name may hold a line break too (the message quotes it as it came)
+    text, where = " ".join(text.split()), " ".join(where.split())
     if not isinstance(error, RowError):
         return "failed", f"{where}: {text}"
     return error.status, text if text.startswith(where) else f"{where}: {text}"

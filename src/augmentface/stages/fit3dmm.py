@@ -14,7 +14,7 @@ import numpy as np
 from augmentface.datasets.frames import read_frame
 from augmentface.datasets.schema import RUN_FIRST as SOURCES_FIRST
 from augmentface.datasets.schema import SOURCES
-from augmentface.errors import OutsideRootError, UsageError
+from augmentface.errors import OutsideRootError, RowError, UsageError
 from augmentface.face.detect import (
     BLENDSHAPE_NAMES,
     DetectConfig,
@@ -25,7 +25,7 @@ from augmentface.face.fit_image import Detector, fit_image
 from augmentface.face.fitting import FitConfig
 from augmentface.face.landmarker_model import locate_landmarker
 from augmentface.face.model import FaceModel, load_face_model
-from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images
+from augmentface.imageio import DEFAULT_MAX_PIXELS, list_images, manifest_text, not_utf8_error
 from augmentface.manifest import STATUS_OK, read_checked_meta
 from augmentface.manifest_index import ManifestIndex
 from augmentface.source_check import check_source, fingerprint
@@ -76,8 +76,9 @@ class FaceSource:
     clip_id: str | None = None
     frame_index: int = -1
     labels: Mapping[str, Any] = field(default_factory=dict)  # SOURCE_LABEL_COLUMNS present
-    #: Why the file must not be opened (import's status ``outside_root``), else None.
-    refused: str | None = None
+    #: The error the row gets without the file being opened (import's ``outside_root``, a
+    #: name no manifest can record), else None.
+    refused: RowError | None = None
 
     def columns(self) -> dict[str, Any]:
         """The manifest columns that describe the source, for every row of its image."""
@@ -93,7 +94,12 @@ class FaceSource:
 
 def sources_from_paths(inputs: Sequence[str | Path]) -> list[FaceSource]:
     """Images named directly: each file is its own subject (its stem), without labels."""
-    return [FaceSource(str(p), subject_id=p.stem) for p in list_images(inputs)]
+    return [
+        FaceSource(
+            manifest_text(str(p)), subject_id=manifest_text(p.stem), refused=not_utf8_error(p)
+        )
+        for p in list_images(inputs)
+    ]
 
 
 def sources_from_manifest(path: Path) -> Iterator[FaceSource]:
@@ -118,7 +124,9 @@ def sources_from_manifest(path: Path) -> Iterator[FaceSource]:
                 for k in SOURCE_LABEL_COLUMNS
                 if trusted and row[k] is not None and not _is_nan(row[k])
             },
-            refused=row["error"] if row["status"] == OutsideRootError.status else None,
+            refused=(
+                OutsideRootError(row["error"]) if row["status"] == OutsideRootError.status else None
+            ),
         )
 
 
@@ -160,7 +168,7 @@ def fit_source(
 ) -> list[dict]:
     """Manifest rows for one image: one per face kept."""
     if source.refused is not None:
-        raise OutsideRootError(source.refused)  # never opened
+        raise source.refused  # never opened
     try:
         before = fingerprint(source.image_path)
     except OSError:
