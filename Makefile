@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(PY) benchmarks/run_benchmarks.py
 	$(PY) benchmarks/bench_stages.py
+	$(PY) benchmarks/bench_hostile.py
 	$(PY) benchmarks/bench_learned_au.py
 
 clean:
