@@ -285,3 +285,22 @@ def test_a_named_pipe_given_by_name_is_never_opened(tmp_path):
     assert not opened, "the run opened the pipe for reading"
     rows = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
     assert list(rows.status) == ["missing"]
+
+
+def test_a_face_search_over_its_time_budget_costs_its_row(tmp_path, astronaut):
+    """The proposal pass stops at the image's time budget with status ``timeout`` (one line
+    naming the file); a face the full-frame pass finds never waits on proposals."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    noise = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    Image.fromarray(astronaut).save(folder / "face.png")
+    config = Fit3dmmConfig(workdir=tmp_path / "w", quiet=True, time_budget_s=1e-6)
+    report = run_fit3dmm([folder], config)
+    rows = read_manifest(tmp_path / "w" / "fits.parquet", FITS, run_first="").df
+    got = _statuses(rows, folder.resolve())
+    assert got == {"noise.png": "timeout", "face.png": "ok"}
+    error = rows[rows.status == "timeout"].error.iloc[0]
+    _assert_one_line_naming(error, str(folder.resolve() / "noise.png"))
+    assert "budget" in error
+    assert dict(report.failed) == {"timeout": 1}

@@ -64,6 +64,12 @@ class OutsideRootError(RowError):
     status = "outside_root"
 
 
+class SearchTimeoutError(RowError):
+    """An image's face search outlasted its time budget (``DetectConfig.time_budget_s``)."""
+
+    status = "timeout"
+
+
 class SourceChangedError(RowError):
     """The source file is not the one that was fitted (its size or content differ)."""
 

@@ -101,6 +101,14 @@ def fit3dmm(
         int,
         typer.Option(min=1, help="Refuse images whose header declares more pixels than this."),
     ] = 100_000_000,
+    time_budget: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds one image's face search (proposals and tiles) may take; past it the "
+            "image gets status timeout.",
+        ),
+    ] = 60.0,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
@@ -118,6 +126,7 @@ def fit3dmm(
         proposals=proposals,  # type: ignore[arg-type]
         landmarker=landmarker,
         max_pixels=max_pixels,
+        time_budget_s=time_budget,
         execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
         sources=sources,
         quiet=quiet,

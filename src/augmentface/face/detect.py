@@ -26,6 +26,7 @@ A :class:`FaceLandmarker` wraps native MediaPipe resources: use it as a context 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from augmentface.errors import ImageTooLargeError, UsageError
+from augmentface.errors import ImageTooLargeError, SearchTimeoutError, UsageError
 from augmentface.face.landmarker_model import LandmarkerModel, locate_landmarker
 
 if TYPE_CHECKING:
@@ -225,6 +226,11 @@ class DetectConfig:
         landmarker's own detector wants the face to fill about half of its view.
     min_face_px : float
         Faces whose landmark box is narrower or shorter than this many pixels are rejected.
+    time_budget_s : float
+        Seconds one image's proposal pass may take (HOG, tiles, refinements; the full-frame
+        pass always runs): past it the search stops with :class:`SearchTimeoutError` (status
+        ``timeout``). The call count is bounded anyway (:data:`MAX_TILES`,
+        :data:`MAX_REFINEMENTS_PER_FACE`); the budget bounds a slow machine or a busy texture.
     """
 
     model_path: Path | str | None = None
@@ -237,6 +243,7 @@ class DetectConfig:
     hog_max_side: int = 1024
     crop_margin: float = 0.6
     min_face_px: float = 20.0
+    time_budget_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.proposals not in get_args(ProposalMode):
@@ -257,6 +264,8 @@ class DetectConfig:
             raise UsageError(f"crop_margin must be a number in [0, 3], got {self.crop_margin!r}")
         if not (_is_number(self.min_face_px) and self.min_face_px >= 0):
             raise UsageError(f"min_face_px must be a number >= 0, got {self.min_face_px!r}")
+        if not (_is_number(self.time_budget_s) and self.time_budget_s > 0):
+            raise UsageError(f"time_budget_s must be a number > 0, got {self.time_budget_s!r}")
         if self.model_path is not None and not isinstance(self.model_path, str | Path):
             raise UsageError(f"model_path must be a path or None, got {self.model_path!r}")
 
@@ -461,6 +470,8 @@ class FaceLandmarker:
         self.model: LandmarkerModel = locate_landmarker(self.config.model_path)
         self._landmarker: vision.FaceLandmarker | None = None
         self._hog: Any = None
+        self._deadline: float | None = None  # time.monotonic() the proposal pass must end by
+        self._proposal_calls = 0
 
     def __enter__(self) -> FaceLandmarker:
         # Imported here so that importing this module (e.g. for the CLI's --help) stays cheap.
@@ -534,7 +545,12 @@ class FaceLandmarker:
         faces = self._run(image, 0, 0, width, height, "full_frame")
         wants_proposals = cfg.all_faces or not faces
         if cfg.proposals == "always" or (cfg.proposals == "auto" and wants_proposals):
-            faces += self._proposal_faces(image, faces)
+            self._deadline = time.monotonic() + cfg.time_budget_s
+            self._proposal_calls = 0
+            try:
+                faces += self._proposal_faces(image, faces)
+            finally:
+                self._deadline = None
         faces = dedupe_faces(faces)
         return faces[: cfg.max_faces] if cfg.all_faces else faces[:1]
 
@@ -617,7 +633,7 @@ class FaceLandmarker:
         """Run the landmarker on a square crop around ``proposal``; keep the face centred in it."""
         height, width = image.shape[:2]
         x0, y0, side = crop_window(proposal, self.config.crop_margin)
-        found = self._run(extract_crop(image, x0, y0, side), x0, y0, side, side, "proposal")
+        found = self._proposal_run(extract_crop(image, x0, y0, side), x0, y0, side)
         candidates = [
             f
             for f in found
@@ -628,6 +644,16 @@ class FaceLandmarker:
             return None
         centre = ((proposal[0] + proposal[2]) / 2, (proposal[1] + proposal[3]) / 2)
         return min(candidates, key=lambda f: math.dist(f.centroid, centre))
+
+    def _proposal_run(self, crop: np.ndarray, x0: int, y0: int, side: int) -> list[FaceDetection]:
+        """One landmarker call of the proposal pass, unless the image's time budget is spent."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise SearchTimeoutError(
+                f"face search stopped after its {self.config.time_budget_s:g} s budget "
+                f"({self._proposal_calls} landmarker calls on proposals and tiles)"
+            )
+        self._proposal_calls += 1
+        return self._run(crop, x0, y0, side, side, "proposal")
 
     def _hog_proposals(self, image: np.ndarray) -> list[Box]:
         """Face boxes from dlib's HOG detector, best score first, in full-image pixels."""
@@ -664,7 +690,7 @@ class FaceLandmarker:
         faces = []
         for x0, y0, side in tile_windows(height, width):
             tile = extract_crop(image, x0, y0, side)
-            faces += self._run(tile, x0, y0, side, side, "proposal")
+            faces += self._proposal_run(tile, x0, y0, side)
         faces.sort(key=lambda f: -f.area)
         return [_square_box(f.bbox_px) for f in faces]
 

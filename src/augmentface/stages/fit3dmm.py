@@ -50,6 +50,8 @@ class Fit3dmmConfig:
     proposals: Literal["auto", "always", "never"] = "auto"
     landmarker: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: Seconds an image's face search (proposals and tiles) may take; then status ``timeout``.
+    time_budget_s: float = DetectConfig.time_budget_s
     fit: FitConfig = field(default_factory=FitConfig)
     quiet: bool = False
     #: MediaPipe's landmarker leaks memory over long runs; it is closed and reopened after
@@ -258,7 +260,10 @@ def run_fit3dmm(inputs: Sequence[str | Path], config: Fit3dmmConfig | None = Non
         "blendshape_names": list(BLENDSHAPE_NAMES),
     }
     detect_config = DetectConfig(
-        model_path=landmarker_file.path, all_faces=config.all_faces, proposals=config.proposals
+        model_path=landmarker_file.path,
+        all_faces=config.all_faces,
+        proposals=config.proposals,
+        time_budget_s=config.time_budget_s,
     )
     stage = Stage(
         name="fit3dmm",
