@@ -99,3 +99,57 @@ def test_kill_9_of_every_stage_then_a_rerun_gives_the_same_outputs(tmp_path, ast
         pd.testing.assert_frame_equal(_rows(killed, stage), _rows(clean, stage))
     assert _files(killed) == _files(clean)
     assert len(_rows(killed, "evaluate")) == 12
+
+
+# A child that runs fit3dmm in this process with fit_source aborting (SIGABRT, as MediaPipe's
+# OpenCV assertion did) on the image named "aborts.png", and a native segfault on "segv.png".
+_ABORTING_CHILD = """
+import ctypes, os, sys
+from augmentface.stages import fit3dmm
+real = fit3dmm.fit_source
+def fit_source(source, *args, **kwargs):
+    if source.image_path.endswith("aborts.png"):
+        os.abort()
+    if source.image_path.endswith("segv.png"):
+        ctypes.string_at(0)
+    return real(source, *args, **kwargs)
+fit3dmm.fit_source = fit_source
+from augmentface.cli import app
+app(sys.argv[1:])
+"""
+
+
+def test_a_native_crash_in_process_costs_one_row_on_the_next_run(tmp_path, astronaut):
+    """In one process a native crash ends the run (nothing can catch it); the next run gives
+    the item it died on status ``crashed`` without trying it again, finishes the rest, and
+    later runs keep it so. A plain kill -9 records nothing: its item is simply redone."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(astronaut, 9 * i, axis=1)).save(folder / f"good{i}.png")
+    Image.fromarray(astronaut).save(folder / "aborts.png")
+    Image.fromarray(astronaut).save(folder / "segv.png")
+    workdir = tmp_path / "w"
+    command = [sys.executable, "-c", _ABORTING_CHILD, "fit3dmm", str(folder), "-w", str(workdir)]
+    codes = []
+    for _ in range(4):
+        done = subprocess.run([*command, "-q"], capture_output=True, text=True, check=False)
+        codes.append(done.returncode)
+    # died on the first crashing image, then on the second, then finished: exit 1 (failed rows)
+    assert codes[:2] == [-signal.SIGABRT, -signal.SIGSEGV], codes
+    assert codes[2:] == [1, 1], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    rows = read_manifest(workdir / "fits.parquet", FITS, run_first="").df
+    status = {Path(p).name: s for p, s in zip(rows.image_path, rows.status, strict=True)}
+    assert status == {"aborts.png": "crashed", "segv.png": "crashed"} | {
+        f"good{i}.png": "ok" for i in range(3)
+    }
+    errors = dict(zip(rows.image_path.map(lambda p: Path(p).name), rows.error, strict=True))
+    assert "Aborted" in errors["aborts.png"] and "Segmentation fault" in errors["segv.png"]
+    journal = {p.name for p in (workdir / "fits.parquet").glob("_*")} - {"_lock"}
+    assert {n for n in journal if not n.startswith("_part-")} == {"_crashed"}  # no _inflight
+    # a new job (other parameters) starts with no record: both are tried again, and die again
+    done = subprocess.run(
+        [*command, "--proposals", "never", "-q"], capture_output=True, check=False
+    )
+    assert done.returncode == -signal.SIGABRT

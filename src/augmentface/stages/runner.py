@@ -28,6 +28,7 @@ from augmentface.manifest import STATUS_OK, ManifestWriter, Schema
 from augmentface.manifest_index import KeySet
 from augmentface.manifest_parts import live_parts
 from augmentface.stages.common import StageReport, progress_bar, row_failure, same_job
+from augmentface.stages.crash_journal import CrashJournal
 from augmentface.stages.execution import Execution, close_cached, dask_client
 
 Item = TypeVar("Item")
@@ -170,7 +171,13 @@ def run_stage(
             progress_bar(stage.name, total, quiet) as show,
         ):
             if client is None:
-                outcomes = _in_process(stage, pending)
+                # another job's rows are about to be replaced: so is its crash record (a run
+                # that died before its first part left none, and keeps its record)
+                another_job = not resuming and bool(live_parts(stage.path))
+                journal = CrashJournal(
+                    stage.path, None if shard is None else str(shard), fresh=another_job
+                )
+                outcomes = _in_process(stage, pending, journal)
             else:
                 outcomes = _on_dask(client, stage, pending, execution)
             for count, (item, (rows, failure)) in enumerate(outcomes, 1):
@@ -202,10 +209,21 @@ def _record(
             report.fail(row["status"], row["error"])
 
 
-def _in_process(stage: Stage[Item], todo: Iterator[Item]) -> Iterator[tuple[Item, Outcome]]:
+def _in_process(
+    stage: Stage[Item], todo: Iterator[Item], journal: CrashJournal
+) -> Iterator[tuple[Item, Outcome]]:
+    """Outcomes of the items done one by one in this process. A native crash ends the process;
+    the journal makes the next run give that item status ``crashed`` instead of dying on it
+    again (:mod:`.crash_journal`)."""
     try:
-        for item in todo:
-            yield item, stage.task([item])[0]
+        with journal.watching():
+            for item in todo:
+                key, image = stage.resume_key(item), stage.image_of(item)
+                if (message := journal.message(key, image)) is not None:
+                    yield item, ([], (CRASHED, message))
+                    continue
+                journal.begin(key, image)
+                yield item, stage.task([item])[0]
     finally:
         close_cached()  # release MediaPipe's graphs now, not at interpreter exit
 
