@@ -98,7 +98,8 @@ def table(expected: dict[str, str], got: dict[str, str]) -> str:
     lines = ["| File | What it is | Status |", "|---|---|---|"]
     for name in sorted(expected, key=str.lower):
         what = KINDS.get(name) or KINDS.get(_raw(name), "")
-        shown = name.replace("\n", "\\n").replace("|", "\\|")
+        shown = name if len(name) <= 40 else f"{name[:12]}…({len(name)} characters).png"
+        shown = shown.replace("\n", "\\n").replace("|", "\\|")
         lines.append(f"| `{shown}` | {what} | {got.get(name, NO_ROW)} |")
     return "\n".join(lines) + "\n"
 
