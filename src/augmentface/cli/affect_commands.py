@@ -11,15 +11,21 @@ import typer
 from augmentface.atomic import atomic_write_text
 from augmentface.cli._app import (
     AllowFailures,
+    Cluster,
     FitsOption,
     NeutralOnly,
     Quiet,
     Samples,
+    Scheduler,
     Seed,
+    ShardOption,
     Workdir,
+    WorkerLifetime,
+    Workers,
     app,
     configure_logging,
     err,
+    execution_options,
     finish,
     print_table,
     run_or_exit,
@@ -175,6 +181,11 @@ def synth_va(
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = None,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -194,7 +205,9 @@ def synth_va(
             ClassModelSource, models, face_model.rig, mode, va_prior_offsets(face_model)
         )
     config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed,
-                         neutral_only=neutral_only, source_file=model, quiet=quiet)  # fmt: skip
+                         neutral_only=neutral_only, source_file=model, quiet=quiet,
+                         execution=execution_options(workers, scheduler, cluster, shard,
+                                                     worker_lifetime))  # fmt: skip
     _synth(targets, config, source, allow_failures)
 
 
@@ -302,6 +315,11 @@ def synth_emotion(
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = None,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -318,7 +336,9 @@ def synth_emotion(
         models = run_or_exit(load_models_for, model, "emotion")
         source = run_or_exit(EmotionClassSource, models, load_face_model().rig, mode)
     config = SynthConfig(workdir=workdir, fits=fits, samples=samples, seed=seed,
-                         neutral_only=neutral_only, source_file=model, quiet=quiet)  # fmt: skip
+                         neutral_only=neutral_only, source_file=model, quiet=quiet,
+                         execution=execution_options(workers, scheduler, cluster, shard,
+                                                     worker_lifetime))  # fmt: skip
     _synth(targets, config, source, allow_failures)
 
 
@@ -367,6 +387,11 @@ def transfer(
     workdir: Workdir = DEFAULT_WORKDIR,
     fits: FitsOption = None,
     neutral_only: NeutralOnly = None,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -377,5 +402,7 @@ def transfer(
     source = TransferSource(found, load_face_model().rig.au_numbers)
     targets = [transfer_target(found)]
     config = SynthConfig(workdir=workdir, fits=fits, neutral_only=neutral_only,
-                         source_file=donor, quiet=quiet)  # fmt: skip
+                         source_file=donor, quiet=quiet,
+                         execution=execution_options(workers, scheduler, cluster, shard,
+                                                     worker_lifetime))  # fmt: skip
     _synth(targets, config, source, allow_failures)

@@ -10,15 +10,21 @@ import typer
 from augmentface.atomic import atomic_write_text
 from augmentface.cli._app import (
     AllowFailures,
+    Cluster,
     FitsOption,
     NeutralOnly,
     Quiet,
     Samples,
+    Scheduler,
     Seed,
+    ShardOption,
     Workdir,
+    WorkerLifetime,
+    Workers,
     app,
     configure_logging,
     err,
+    execution_options,
     finish,
     print_table,
     run_or_exit,
@@ -111,6 +117,11 @@ def synth_au(
     samples: Samples = 1,
     seed: Seed = 0,
     neutral_only: NeutralOnly = None,
+    workers: Workers = 1,
+    scheduler: Scheduler = None,
+    cluster: Cluster = None,
+    shard: ShardOption = None,
+    worker_lifetime: WorkerLifetime = 3600.0,
     quiet: Quiet = False,
     allow_failures: AllowFailures = False,
 ) -> None:
@@ -135,6 +146,7 @@ def synth_au(
         neutral_only=neutral_only,
         source_file=model,
         quiet=quiet,
+        execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
     )
     finish([run_or_exit(run_synth, targets, config, source)], quiet, allow_failures)
 

@@ -12,7 +12,7 @@ depends on the face it is rendered on (the CAAE conditions on identity) has a
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,17 @@ from augmentface.expression.targets import (
 )
 from augmentface.face.detect import BLENDSHAPE_NAMES
 from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
-from augmentface.manifest import STATUS_OK, ManifestWriter
-from augmentface.manifest_index import key_hash
-from augmentface.manifest_stream import ManifestStream, read_columns
+from augmentface.manifest_stream import ManifestStream
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     FITS_FILE,
     TARGETS_FILE,
     StageReport,
     file_digest,
-    progress,
-    same_job,
 )
+from augmentface.stages.execution import Execution
 from augmentface.stages.lineage import FIT_FIRST
+from augmentface.stages.runner import Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, LABEL_AU_COLUMNS, TARGETS
 
 
@@ -62,6 +60,8 @@ class SynthConfig:
     #: the run's parameters, so another model never resumes this one's rows.
     source_file: Path | None = None
     quiet: bool = False
+    #: Where the jobs run: in this process, on Dask, or one shard.
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -202,24 +202,54 @@ def _survey(fits: ManifestStream) -> tuple[int, bool]:
     return neutral, labelled
 
 
-class _DoneKeys:
-    """The ``ok`` keys of an earlier run of the same job, as sorted 8-byte hashes."""
+@dataclass(frozen=True)
+class SynthTask:
+    """synth's work on a few (face, target, sample) jobs, in any worker process."""
 
-    def __init__(self, path: Path, resume: bool) -> None:
-        self._hashes = np.zeros(0, np.int64)
-        if resume:
-            rows = read_columns(path, TARGETS, ["status"], run_first="")
-            ok = rows.loc[rows["status"] == STATUS_OK, list(TARGETS.key)]
-            keys = ok.itertuples(index=False, name=None)
-            self._hashes = np.sort(np.fromiter(map(key_hash, keys), np.int64, len(ok)))
+    source: ExpressionSource
+    seed: int
+    noise: np.ndarray  # identity AU noise per rig AU (identity_au_noise)
+    au_numbers: tuple[int, ...]
 
-    def __len__(self) -> int:
-        return len(self._hashes)
+    def __call__(self, jobs: Sequence[tuple[dict[str, Any], ExpressionTarget, int]]) -> list:
+        return [attempt(self._row, job, job[0]["image_path"]) for job in jobs]
 
-    def __contains__(self, key: tuple[Any, ...]) -> bool:
-        h = key_hash(key)
-        i = int(np.searchsorted(self._hashes, h))
-        return i < len(self._hashes) and self._hashes[i] == h
+    def _row(self, job: tuple[dict[str, Any], ExpressionTarget, int]) -> list[dict[str, Any]]:
+        face, target, sample = job
+        source = _face_source(self.source, face)
+        rng = sample_rng(
+            self.seed, face["image_path"], face["face_index"], target.target_id, sample
+        )
+        au, offsets = source.realize(target, sample, rng)
+        shown = shown_intensities(face["au_signed"], self.noise)
+        residual = source_residual(shown, au, self.au_numbers)
+        return [
+            _target_row(face, target, sample, _source_name(source, target), au, offsets, residual)
+        ]
+
+
+#: The last face's source (a CAAE conditioned on its identity): a face's jobs come together.
+_last_face_source: dict[tuple[int, str, int], ExpressionSource] = {}
+
+
+def _face_source(source: ExpressionSource, face: Mapping[str, Any]) -> ExpressionSource:
+    """``source`` for ``face``: itself, or its ``for_identity`` (made once per face)."""
+    for_identity = getattr(source, "for_identity", None)
+    if for_identity is None:
+        return source
+    key = (id(source), face["image_path"], int(face["face_index"]))
+    if key not in _last_face_source:
+        _last_face_source.clear()
+        _last_face_source[key] = for_identity(face["identity_offsets_model_mm"])
+    return _last_face_source[key]
+
+
+def _failure_rows(
+    job: tuple[dict[str, Any], ExpressionTarget, int], status: str, message: str
+) -> list[dict[str, Any]]:
+    face, target, sample = job
+    key = (face["image_path"], int(face["face_index"]), target.target_id, sample)
+    return [{**dict(zip(TARGETS.key, key, strict=True)), "status": status, "error": message}]
 
 
 def run_synth(
@@ -266,8 +296,6 @@ def run_synth(
             }
         ),
     }
-    resume = same_job(path, params)
-    done = _DoneKeys(path, resume)
     noise = identity_au_noise(model.rig.au_numbers)
     if neutral_only and not n_neutral:
         raise UsageError(
@@ -284,45 +312,30 @@ def run_synth(
         *(("identity_offsets_model_mm",) if for_identity else ()),
     )
     faces = (face for face in _ok_faces(fits, columns) if not neutral_only or is_neutral_face(face))
-    report = StageReport("synth", path)
-
-    def todo() -> Iterator[tuple[dict[str, Any], ExpressionTarget, int]]:
-        """Each face's jobs as the face comes, less those an earlier run finished."""
-        for face in faces:
-            for target in targets:
-                for sample in range(config.samples):
-                    key = (face["image_path"], int(face["face_index"]), target.target_id, sample)
-                    if key in done:
-                        report.skipped += 1
-                    else:
-                        yield face, target, sample
-
+    jobs = (
+        (face, target, sample)
+        for face in faces
+        for target in targets
+        for sample in range(config.samples)
+    )
     n_faces = n_neutral if neutral_only else fits.count_ok()
-    # Done keys of the same job are among its jobs: the rest is what remains.
-    total = n_faces * len(targets) * config.samples - len(done)
-    with ManifestWriter(
-        path,
-        TARGETS,
-        resume,
+    stage = Stage(
+        name="synth",
+        schema=TARGETS,
+        path=path,
         params=params,
         seed=config.seed,
         face_model_id=model.model_id,
+        task=SynthTask(source, config.seed, noise, tuple(model.rig.au_numbers)),
+        image_of=lambda job: job[0]["image_path"],
+        resume_key=lambda job: (
+            job[0]["image_path"],
+            int(job[0]["face_index"]),
+            job[1].target_id,
+            job[2],
+        ),
+        failure_rows=_failure_rows,
         every_n=2000,
-    ) as writer:
-        face_source: tuple[object, ExpressionSource] | None = None
-        for face, target, sample in progress(todo(), "synth", total, config.quiet):
-            if face_source is None or face_source[0] is not face:
-                face_source = (
-                    face,
-                    for_identity(face["identity_offsets_model_mm"]) if for_identity else source,
-                )
-            rng = sample_rng(
-                config.seed, face["image_path"], face["face_index"], target.target_id, sample
-            )
-            au, offsets = face_source[1].realize(target, sample, rng)
-            name = _source_name(face_source[1], target)
-            shown = shown_intensities(face["au_signed"], noise)
-            residual = source_residual(shown, au, model.rig.au_numbers)
-            writer.add(_target_row(face, target, sample, name, au, offsets, residual))
-            report.ok()
-    return report
+    )
+    total = n_faces * len(targets) * config.samples
+    return run_stage(stage, jobs, config.execution, config.quiet, total)
