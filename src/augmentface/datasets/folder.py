@@ -101,8 +101,7 @@ def import_folder(root: Path, config: ImportConfig | None = None) -> pd.DataFram
                 i,
                 OutsideRootError.status,
                 f"{manifest_text(str(images[i]))}: outside the dataset root {root} (symlinks "
-                "followed); "
-                "import --allow-outside-root to take it",
+                "followed); import --allow-outside-root to take it",
             )
     frame = rows.frame()
     if config.split is not None:
