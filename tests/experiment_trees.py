@@ -60,8 +60,15 @@ def _row(path: Path, subject: str, landmarks: np.ndarray, labels: dict[int, floa
     for column in FITS.columns:
         if column.name.startswith("label_AU"):
             row[column.name] = float(labels.get(int(column.name[8:]), 0.0))
-    row |= {"label_valence": np.nan, "label_arousal": np.nan}
+    row |= dict(zip(("label_valence", "label_arousal"), planted_va(labels), strict=True))
     return row
+
+
+def planted_va(aus: dict[int, float]) -> tuple[float, float]:
+    """Valence and arousal ([-1, 1]) planted as functions of a frame's AUs: valence rises
+    with the smile (AU12) and falls with the frown (AU4); arousal rises with the open jaw
+    (AU26) and the raised inner brows (AU1)."""
+    return (aus[12] - aus[4]) / 5.0, (aus[26] + aus[1]) / 5.0 - 1.0
 
 
 def planted_workdir(
@@ -126,9 +133,10 @@ def planted_workdir(
                         "target_id": "_".join(f"AU{a}={v:g}" for a, v in aus.items()),
                         "sample": i, "subject_id": subject, "clip_id": subject,
                         "frame": -1, "output_path": str(path), "kind": "au",
-                        "valence": np.nan, "arousal": np.nan, "va_class": -1,
+                        "va_class": -1,
                         "emotion_intensity": np.nan, "method": "alpha", "seed": seed,
                         "status": "ok", "error": ""}  # fmt: skip
+                row["valence"], row["arousal"] = planted_va(aus)
                 for name in AU_NAMES:
                     row[name] = float(aus.get(int(name[2:]), 0.0))
                 label_rows.append(row)

@@ -10,7 +10,13 @@ import importlib
 from augmentface.cli._app import app
 
 # Importing a command module registers its commands; --help lists them in this order.
-for _module in ("dataset_commands", "stage_commands", "synth_commands", "affect_commands"):
+for _module in (
+    "dataset_commands",
+    "stage_commands",
+    "synth_commands",
+    "affect_commands",
+    "experiment_commands",
+):
     importlib.import_module(f"augmentface.cli.{_module}")
 
 __all__ = ["app"]
