@@ -28,6 +28,9 @@ from augmentface.stages.schemas import AU_NAMES, FITS, LABELS
 #: One photo per person (distinct identity groups of the deepface pivot table).
 PEOPLE: tuple[str, ...] = ("img1.jpg", "img3.jpg", "img18.jpg", "img20.jpg", "img34.jpg",
                            "img38.jpg")  # fmt: skip
+#: One photo per person of every identity group (13 people), for larger trees (benchmark).
+ALL_PEOPLE: tuple[str, ...] = (*PEOPLE, "img22.jpg", "img13.jpg", "img29.jpg", "img47.jpg",
+                               "img16.jpg", "img26.jpg", "img24.jpg")  # fmt: skip
 #: The AUs planted independently on every frame (DISFA AUs the rig has).
 PLANTED_AUS: tuple[int, ...] = (1, 4, 6, 12, 25, 26)
 

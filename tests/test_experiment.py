@@ -114,8 +114,7 @@ def test_results_files_schema(workdir):
 
 def _cli_command(workdir, *extra: str) -> list[str]:
     return [sys.executable, "-m", "augmentface.cli", "experiment", "au", "-w", str(workdir),
-            "--estimator", "cnn", "--steps", "40", "--crop-size", "64", "--seed", "5",
-            *extra]  # fmt: skip
+            "--crop-size", str(SIZE), "--seed", "5", "--ratio", "3", *extra]  # fmt: skip
 
 
 def test_resume_after_kill_keeps_completed_folds(workdir):
@@ -125,18 +124,31 @@ def test_resume_after_kill_keeps_completed_folds(workdir):
     process = subprocess.Popen(_cli_command(workdir, "-q"), env=env)
     deadline = time.monotonic() + 240
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.005)
     assert marker.exists(), "fold 0 never finished"
+    assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = (marker.stat().st_mtime_ns, marker.read_bytes())
     rerun = subprocess.run(_cli_command(workdir), env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "fold 0: done earlier, kept" in rerun.stderr
+    assert "fold 2: trained and tested" in rerun.stderr  # the killed run never finished it
     assert (marker.stat().st_mtime_ns, marker.read_bytes()) == before
     results = pd.read_csv(workdir / "experiment" / "results.csv")
     assert set(results["fold"].astype(str)) == {"0", "1", "2", "mean"}
     assert np.isfinite(results["mse"]).all()
+
+
+def test_cnn_trains_and_predicts_in_both_conditions(workdir):
+    result = run_experiment(
+        ExperimentConfig(workdir, estimator="cnn", steps=4, crop_size=64, seed=11, quiet=True)
+    )
+    table = result.results
+    assert set(table["condition"]) == {"real", "real+augmented"}
+    assert np.isfinite(table["mse"]).all() and table["icc"].notna().all()
+    timing = result.protocol["folds"][0]["timing"]
+    assert timing["real+augmented"]["train_frames"] == 2 * timing["real"]["train_frames"]
 
 
 def test_cli_usage_errors_are_one_line_exit_2(tmp_path):

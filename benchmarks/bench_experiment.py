@@ -1,0 +1,98 @@
+"""``augmentface experiment``: one fold of each estimator on a generated 5,000-frame tree
+(part of ``make bench``).
+
+The tree is made as the tests make theirs (``tests/experiment_trees.planted_workdir``): distinct
+people from the shared photos, each frame the project's render of the rig at planted AU
+intensities; half the frames are real (``fits.parquet``), half augmented
+(``output/labels.parquet``). Then, for fold 0 of DISFA's 3 subject-independent folds: the crops
+decoded into the cache (frames/s), and per estimator and condition the training and evaluation
+throughput (frames/s; the CNN also steps/s) and the held-out ICC(3,1) of AU12 and AU26.
+
+Run alone: ``python benchmarks/bench_experiment.py [--subjects 10] [--frames 250]
+[--steps 200]``; results go to ``benchmarks/results_experiment.json``. Skips (exit 0, a note
+in the JSON) when the shared photos are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.experiment_trees import ALL_PEOPLE, planted_workdir  # noqa: E402
+
+from augmentface.atomic import atomic_write_text  # noqa: E402
+from augmentface.experiment.crops import crop_cache  # noqa: E402
+from augmentface.experiment.data import load_data  # noqa: E402
+from augmentface.experiment.estimators import ESTIMATORS  # noqa: E402
+from augmentface.experiment.folds import make_folds  # noqa: E402
+from augmentface.experiment.run import ExperimentConfig, _aug_crops, _plan, _run_fold  # noqa: E402
+from augmentface.face.detect import DetectConfig, FaceLandmarker  # noqa: E402
+from augmentface.face.model import load_face_model  # noqa: E402
+
+FACES = ROOT.parent / "shared" / "faces" / "deepface"
+RESULTS_FILE = Path(__file__).with_name("results_experiment.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=10, help="people (at most 13)")
+    parser.add_argument("--frames", type=int, default=250, help="real frames per subject")
+    parser.add_argument("--steps", type=int, default=200, help="CNN optimiser steps")
+    parser.add_argument("--crop-size", type=int, default=112, help="crop side (px)")
+    args = parser.parse_args()
+    if not FACES.is_dir():
+        atomic_write_text(RESULTS_FILE, json.dumps({"skipped": f"{FACES} absent"}) + "\n")
+        return
+    results: dict = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                     "args": vars(args)}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp) / "work"
+        start = time.perf_counter()
+        with FaceLandmarker(DetectConfig()) as landmarker:
+            planted_workdir(workdir, FACES, landmarker, load_face_model(),
+                            frames=args.frames, augmented=args.frames,
+                            people=ALL_PEOPLE[: args.subjects])  # fmt: skip
+        total = 2 * args.frames * args.subjects
+        results["tree"] = {"frames": total, "seconds": time.perf_counter() - start}
+        data = load_data(workdir, "au")
+        subjects = sorted(set(data.real.subjects))
+        folds = make_folds(subjects, dataset=data.dataset, k=None, seed=0)
+        for name in ESTIMATORS:
+            config = ExperimentConfig(workdir, estimator=name, steps=args.steps,
+                                      crop_size=args.crop_size)  # fmt: skip
+            plan = _plan(data, folds[:1], config)[0]
+            start = time.perf_counter()
+            real = crop_cache(data.real.refs, data.real.anchors, config.crop_size,
+                              workdir / "experiment" / "crops")  # fmt: skip
+            aug = _aug_crops(data.augmented, plan["augmented"], config.crop_size,
+                             workdir / "experiment" / "crops")  # fmt: skip
+            crop_s = time.perf_counter() - start
+            fold = _run_fold(plan, data, (real, aug), config, ESTIMATORS[name])
+            icc = {f"{r['condition']} {r['target']}": r["icc"] for r in fold["rows"]
+                   if r["target"] in ("AU12", "AU26")}  # fmt: skip
+            timing = {}
+            for condition, t in fold["timing"].items():
+                timing[condition] = t | {
+                    "train_frames_per_s": t["train_frames"] / t["train_s"],
+                    "eval_frames_per_s": t["eval_frames"] / t["eval_s"],
+                }
+                if name == "cnn":
+                    timing[condition]["steps_per_s"] = args.steps / t["train_s"]
+            results[name] = {"crop_seconds": crop_s, "timing": timing, "icc_fold0": icc}
+            print(name, json.dumps(results[name], indent=1), flush=True)
+    atomic_write_text(RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS_FILE}")
+
+
+if __name__ == "__main__":
+    main()
