@@ -29,6 +29,7 @@ bench: install
 	$(PY) benchmarks/bench_stages.py
 	$(PY) benchmarks/bench_hostile.py
 	$(PY) benchmarks/bench_learned_au.py
+	$(PY) benchmarks/bench_experiment.py
 
 clean:
 	rm -rf augment .pytest_cache
