@@ -6,7 +6,9 @@ people from the shared photos, each frame the project's render of the rig at pla
 intensities; half the frames are real (``fits.parquet``), half augmented
 (``output/labels.parquet``). Then, for fold 0 of DISFA's 3 subject-independent folds: the crops
 decoded into the cache (frames/s), and per estimator and condition the training and evaluation
-throughput (frames/s; the CNN also steps/s) and the held-out ICC(3,1) of AU12 and AU26.
+throughput (frames/s; the CNN also steps/s) and the held-out ICC(3,1) of AU12 and AU26. The
+load averages at start and end (``os.getloadavg()``) and the wall time are recorded beside them:
+the cores may be shared.
 
 Run alone: ``python benchmarks/bench_experiment.py [--subjects 10] [--frames 250]
 [--steps 200]``; results go to ``benchmarks/results_experiment.json``. Skips (exit 0, a note
@@ -53,8 +55,9 @@ def main() -> None:
     if not FACES.is_dir():
         atomic_write_text(RESULTS_FILE, json.dumps({"skipped": f"{FACES} absent"}) + "\n")
         return
+    bench_start = time.perf_counter()
     results: dict = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                     "args": vars(args)}  # fmt: skip
+                     "args": vars(args), "loadavg_start": os.getloadavg()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "work"
         start = time.perf_counter()
@@ -90,6 +93,8 @@ def main() -> None:
                     timing[condition]["steps_per_s"] = args.steps / t["train_s"]
             results[name] = {"crop_seconds": crop_s, "timing": timing, "icc_fold0": icc}
             print(name, json.dumps(results[name], indent=1), flush=True)
+    results["loadavg_end"] = os.getloadavg()
+    results["wall_seconds"] = time.perf_counter() - bench_start
     atomic_write_text(RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS_FILE}")
 
