@@ -33,11 +33,9 @@ sys.path.insert(0, str(ROOT))
 from tests.experiment_trees import ALL_PEOPLE, planted_workdir  # noqa: E402
 
 from augmentface.atomic import atomic_write_text  # noqa: E402
-from augmentface.experiment.crops import crop_cache  # noqa: E402
 from augmentface.experiment.data import load_data  # noqa: E402
 from augmentface.experiment.estimators import ESTIMATORS  # noqa: E402
-from augmentface.experiment.folds import make_folds  # noqa: E402
-from augmentface.experiment.run import ExperimentConfig, _aug_crops, _plan, _run_fold  # noqa: E402
+from augmentface.experiment.run import ExperimentConfig, run_fold  # noqa: E402
 from augmentface.face.detect import DetectConfig, FaceLandmarker  # noqa: E402
 from augmentface.face.model import load_face_model  # noqa: E402
 
@@ -68,19 +66,10 @@ def main() -> None:
         total = 2 * args.frames * args.subjects
         results["tree"] = {"frames": total, "seconds": time.perf_counter() - start}
         data = load_data(workdir, "au")
-        subjects = sorted(set(data.real.subjects))
-        folds = make_folds(subjects, dataset=data.dataset, k=None, seed=0)
         for name in ESTIMATORS:
             config = ExperimentConfig(workdir, estimator=name, steps=args.steps,
                                       crop_size=args.crop_size)  # fmt: skip
-            plan = _plan(data, folds[:1], config)[0]
-            start = time.perf_counter()
-            real = crop_cache(data.real.refs, data.real.anchors, config.crop_size,
-                              workdir / "experiment" / "crops")  # fmt: skip
-            aug = _aug_crops(data.augmented, plan["augmented"], config.crop_size,
-                             workdir / "experiment" / "crops")  # fmt: skip
-            crop_s = time.perf_counter() - start
-            fold = _run_fold(plan, data, (real, aug), config, ESTIMATORS[name])
+            fold = run_fold(data, config, 0)
             icc = {f"{r['condition']} {r['target']}": r["icc"] for r in fold["rows"]
                    if r["target"] in ("AU12", "AU26")}  # fmt: skip
             timing = {}
@@ -91,7 +80,7 @@ def main() -> None:
                 }
                 if name == "cnn":
                     timing[condition]["steps_per_s"] = args.steps / t["train_s"]
-            results[name] = {"crop_seconds": crop_s, "timing": timing, "icc_fold0": icc}
+            results[name] = {"crop_seconds": fold["crop_s"], "timing": timing, "icc_fold0": icc}
             print(name, json.dumps(results[name], indent=1), flush=True)
     results["loadavg_end"] = os.getloadavg()
     results["wall_seconds"] = time.perf_counter() - bench_start

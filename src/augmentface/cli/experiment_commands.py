@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from augmentface.cli._app import Quiet, Workdir, app, configure_logging, print_table, run_or_exit
+from augmentface.experiment.data import KINDS
 from augmentface.experiment.estimators import ESTIMATORS
 from augmentface.experiment.report import primary_metric, summary_table
 from augmentface.experiment.run import CONTROLS, ExperimentConfig, run_experiment
@@ -72,7 +73,7 @@ def experiment(
     quiet: Quiet = False,
 ) -> None:
     configure_logging(quiet)
-    if kind not in ("au", "va"):
+    if kind not in KINDS:
         raise typer.BadParameter("must be au or va", param_hint="KIND")
     if estimator not in ESTIMATORS:
         raise typer.BadParameter(

@@ -15,8 +15,9 @@ from augmentface.experiment.crops import anchor_points
 from augmentface.manifest_stream import iter_manifest, read_columns
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS
 
-#: The targets of each kind: (name, fits label column, augmented labels column).
-KINDS = ("au", "va")
+#: The kinds of experiment: AU intensities, valence/arousal.
+KINDS: tuple[str, ...] = ("au", "va")
+#: The VA targets: (name, fits label column, augmented labels column).
 _VA_TARGETS = (("valence", "label_valence", "valence"), ("arousal", "label_arousal", "arousal"))
 
 
@@ -62,6 +63,19 @@ def load_data(workdir: Path, kind: str) -> ExperimentData:
 
     Targets are the dataset's labels that some real frame has (AU: DISFA's 12 AUs the rig
     has, FACS 0–5; VA: valence, arousal in [-1, 1]); a frame missing one of them is left out.
+
+    Parameters
+    ----------
+    workdir : holds ``fits.parquet`` (real frames, with landmarks and dataset labels) and,
+        when augmented, ``output/labels.parquet``; ``sources.parquet`` gives the splits.
+    kind : 'au' or 'va' (:data:`KINDS`).
+
+    Returns
+    -------
+    ExperimentData
+        Real frames (ok fits with every target labelled) and augmented frames (ok outputs of
+        a fitted face; AU: of kind 'au' or 'transfer'), each with (N, 3, 2) anchors (px) and
+        (N, T) labels.
 
     Raises
     ------

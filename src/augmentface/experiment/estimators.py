@@ -55,9 +55,21 @@ def hog_ridge(
     device: str = "cpu",
     alpha: float = 1.0,
 ) -> Predictor:
-    """Ridge regression on HOG features of the crops (closed form; ``seed``, ``steps`` and
-    ``device`` do not apply). ``alpha`` is the ridge weight relative to the number of training
-    frames on standardised features."""
+    """Ridge regression on HOG features of the crops (closed form).
+
+    Parameters
+    ----------
+    crops : (N, S, S, 3) uint8 training crops (an array-like read in batches).
+    labels : (N, T) float labels, in the targets' units.
+    seed, steps, device : the :class:`Estimator` interface's; they do not apply here.
+    alpha : the ridge weight relative to the number of training frames, on standardised
+        features.
+
+    Returns
+    -------
+    Predictor
+        (M, S, S, 3) uint8 crops -> (M, T) predictions in the labels' units.
+    """
     del seed, steps, device
     x = hog_features(crops).astype(np.float64)
     y = np.asarray(labels, dtype=np.float64)
@@ -88,9 +100,24 @@ def small_cnn(
     learning_rate: float = 1e-3,
 ) -> Predictor:
     """A small CNN (4 stride-2 conv blocks of 16–128 channels with batch norm, global
-    pooling, linear head) trained with
-    Adam for ``steps`` steps of ``batch_size`` crops drawn by ``seed``, on labels standardised
-    per target; crops get random shifts of up to 1/16 of their side."""
+    pooling, linear head) trained with Adam on labels standardised per target; crops get
+    random shifts of up to 1/16 of their side.
+
+    Parameters
+    ----------
+    crops : (N, S, S, 3) uint8 training crops (an array-like read in batches).
+    labels : (N, T) float labels, in the targets' units.
+    seed : seeds the weights, the batches and the shifts.
+    steps : optimiser steps.
+    device : 'cpu' or 'cuda'.
+    batch_size : crops per step (fewer when N is smaller).
+    learning_rate : Adam's.
+
+    Returns
+    -------
+    Predictor
+        (M, S, S, 3) uint8 crops -> (M, T) predictions in the labels' units.
+    """
     import torch
     from torch import nn
 

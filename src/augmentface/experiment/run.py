@@ -21,7 +21,7 @@ import pandas as pd
 from augmentface.atomic import atomic_write_text
 from augmentface.errors import UsageError
 from augmentface.experiment.crops import crop_cache
-from augmentface.experiment.data import ExperimentData, Frames, load_data
+from augmentface.experiment.data import ExperimentData, load_data
 from augmentface.experiment.estimators import ESTIMATORS, Estimator, estimator
 from augmentface.experiment.folds import Fold, make_folds
 from augmentface.experiment.metrics import scores
@@ -241,17 +241,13 @@ def run_experiment(
     say = progress or (lambda _: None)
     out = Path(config.workdir) / "experiment"
     data = load_data(Path(config.workdir), config.kind)
-    subjects = sorted(set(data.real.subjects))
-    folds = make_folds(subjects, dataset=data.dataset, k=config.folds, seed=config.seed,
-                       splits=data.splits)  # fmt: skip
-    plans = _plan(data, folds, config)
+    plans = _plan(data, _folds(data, config), config)
     fit_id = fit_id or (None if fit is None else _name(fit))
     fit = fit or estimator(config.estimator)
     digest = _digest(config, data, fit_id or config.estimator)
     used_aug = np.unique(np.concatenate([p["augmented"] for p in plans]))
     start = time.perf_counter()
-    real_crops = crop_cache(data.real.refs, data.real.anchors, config.crop_size, out / "crops")
-    aug_crops = _aug_crops(data.augmented, used_aug, config.crop_size, out / "crops")
+    real_crops, aug_crops = _crops(data, used_aug, config)
     crop_s = time.perf_counter() - start
     records, resumed = [], []
     for plan in plans:
@@ -276,12 +272,54 @@ def run_experiment(
     return ExperimentResult(results, protocol, resumed, out)
 
 
-def _aug_crops(frames: Frames, used: np.ndarray, size: int, folder: Path) -> np.ndarray:
-    """Crops of every augmented frame some fold draws, at their own rows (others empty)."""
-    if not len(used):
-        return np.zeros((0, size, size, 3), dtype=np.uint8)
-    crops = crop_cache([frames.refs[i] for i in used], frames.anchors[used], size, folder)
-    return _Scattered(crops, used, len(frames))
+def run_fold(
+    data: ExperimentData, config: ExperimentConfig, index: int = 0, *, fit: Estimator | None = None
+) -> dict[str, Any]:
+    """One fold of an experiment, both conditions, without resume or result files (the
+    benchmark's unit of work).
+
+    Parameters
+    ----------
+    data : the workdir's frames, :func:`~augmentface.experiment.data.load_data`.
+    config : the settings; its folds, seed, ratio, balance, control, crop size and steps apply.
+    index : the fold, 0 to the number of folds − 1.
+    fit : an estimator; None: ``config.estimator``.
+
+    Returns
+    -------
+    dict
+        ``rows``: per condition and target, a dict of ``condition``, ``fold``, ``target``
+        and the metrics (:data:`~augmentface.experiment.metrics.METRICS`, NaN where they do
+        not apply); ``timing``: per condition ``train_frames``, ``train_s`` (s),
+        ``eval_frames``, ``eval_s`` (s); ``crop_s``: seconds to decode (or reuse) the crop
+        caches of every real frame and of the fold's augmented frames.
+    """
+    plan = _plan(data, _folds(data, config)[index : index + 1], config)[0]
+    start = time.perf_counter()
+    crops = _crops(data, np.unique(plan["augmented"]), config)
+    crop_s = time.perf_counter() - start
+    done = _run_fold(plan, data, crops, config, fit or estimator(config.estimator))
+    return done | {"crop_s": crop_s}
+
+
+def _folds(data: ExperimentData, config: ExperimentConfig) -> list[Fold]:
+    subjects = sorted(set(data.real.subjects))
+    return make_folds(subjects, dataset=data.dataset, k=config.folds, seed=config.seed,
+                      splits=data.splits)  # fmt: skip
+
+
+def _crops(
+    data: ExperimentData, used_aug: np.ndarray, config: ExperimentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop caches of every real frame and of the augmented frames ``used_aug`` (sorted,
+    unique), the latter at their own rows (others empty)."""
+    size, folder = config.crop_size, Path(config.workdir) / "experiment" / "crops"
+    real = crop_cache(data.real.refs, data.real.anchors, size, folder)
+    if not len(used_aug):
+        return real, np.zeros((0, size, size, 3), dtype=np.uint8)
+    frames = data.augmented
+    crops = crop_cache([frames.refs[i] for i in used_aug], frames.anchors[used_aug], size, folder)
+    return real, _Scattered(crops, used_aug, len(frames))
 
 
 class _Scattered:
