@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,3 +226,46 @@ def test_a_long_name_is_cut_with_a_hash_and_stays_unique():
     names = {sample_name(long, 0, "AU12=3", s) for s in range(3)}
     assert len(names) == 3
     assert all(len(n.encode()) <= MAX_STEM_BYTES and n.startswith("üü") for n in names)
+
+
+# Allocates and frees an image-sized float array 50 times on a thread, as a Dask task does, and
+# prints the thread's minor page faults; "tuned" first applies the worker plugin's setting.
+_FAULTS = """
+import resource, sys, threading
+import numpy as np
+from augmentface.stages.worker_plugin import reuse_freed_arrays
+if sys.argv[1] == "tuned":
+    reuse_freed_arrays()
+faults = []
+def work():
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(50):
+        array = np.ones((512, 512, 3))
+        del array
+    faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(faults[0])
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and hasattr(resource, "RUSAGE_THREAD")),
+    reason="glibc's mallopt and per-thread page-fault counts are Linux features",
+)
+def test_workers_reuse_freed_arrays_under_dasks_trim_setting():
+    # Dask's nanny starts workers with this variable; it made every array a fresh mapping.
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+
+    def faults(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _FAULTS, mode], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout)
+
+    plain, tuned = faults("plain"), faults("tuned")
+    pages_of_one_array = 512 * 512 * 3 * 8 // 4096
+    assert plain > 10 * pages_of_one_array  # the pages fault in again, array after array
+    assert tuned < 2 * pages_of_one_array  # only the first array's pages fault in

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,43 @@ def pin_process(cores: set[int]) -> None:
         os.sched_setaffinity(int(task.name), cores)
 
 
+#: glibc's ``mallopt`` parameter numbers (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Allocations below this come from the heap and are reused; glibc's largest allowed value on
+#: 64-bit systems (half its 64 MiB heap size).
+MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
+#: Free memory a heap keeps at its top instead of handing it back to the system.
+TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+
+
+def reuse_freed_arrays() -> None:
+    """Make glibc serve a render's large arrays from memory it already holds.
+
+    Dask starts workers with ``MALLOC_TRIM_THRESHOLD_`` at 64 KiB, which also freezes glibc's
+    mmap threshold at 128 KiB: every image-sized array was a fresh ``mmap``, or heap memory
+    just handed back, whose pages fault in again on first touch. Measured on render: 670 page
+    faults and 12.2 ms of CPU per row in a worker against 2.4 faults and 9.7 ms in one process;
+    with a 32 MiB mmap threshold, 15 faults and 10.1 ms. The trim threshold is raised too, so
+    a heap keeps up to 64 MiB of freed memory for the next row. Not glibc (macOS, musl):
+    nothing to do.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
 class ModelCache(WorkerPlugin):
     """A worker's set-up for augmentface's tasks.
 
     - Closes the worker's cached models (:func:`.execution.cached`) when it stops, so a worker
       that Dask retires (``lifetime``) releases MediaPipe's graphs.
     - OpenCV runs single-threaded: the workers are the parallelism.
+    - glibc keeps freed image-sized arrays for reuse (:func:`reuse_freed_arrays`).
     - With ``pin_cores`` (a local cluster), worker ``i`` is pinned to the i-th core this
       machine gives the run: MediaPipe's and OpenCV's own threads then stay on their worker's
       core instead of contending with the other workers' (measured on 2 cores: unpinned
@@ -39,6 +72,7 @@ class ModelCache(WorkerPlugin):
 
         close_cached()  # a reused process starts from no models
         cv2.setNumThreads(1)
+        reuse_freed_arrays()
         if self.pin_cores and isinstance(worker.name, int) and hasattr(os, "sched_setaffinity"):
             cores = sorted(os.sched_getaffinity(0))
             pin_process({cores[worker.name % len(cores)]})
