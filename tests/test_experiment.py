@@ -85,6 +85,12 @@ def test_make_folds_follow_each_protocol():
     splits = {s: ("Train" if i < 7 else "Validation") for i, s in enumerate(subjects)}
     (fold,) = make_folds(subjects, dataset="affwild2", k=None, seed=0, splits=splits)
     assert fold.train_subjects == tuple(subjects[:7]) and fold.test_subjects == tuple(subjects[7:])
+    # a video in different splits for different challenges follows the experiment's challenge
+    splits[subjects[0]] = "VA=Validation;AU=Train"
+    (va,) = make_folds(subjects, dataset="affwild2", k=None, seed=0, splits=splits, challenge="VA")
+    assert subjects[0] in va.test_subjects
+    (au,) = make_folds(subjects, dataset="affwild2", k=None, seed=0, splits=splits, challenge="AU")
+    assert subjects[0] in au.train_subjects
     with pytest.raises(UsageError):
         make_folds(subjects[:2], dataset="afew_va", k=None, seed=0)
 

@@ -30,6 +30,15 @@ class Fold:
             raise UsageError(f"fold {self.index}: subjects {sorted(shared)} in train and test")
 
 
+def split_for(split: str, challenge: str | None) -> str:
+    """The split of one challenge in an Aff-Wild2 split name: ``Train`` for 'VA' in
+    ``VA=Train;AU=Validation``; a plain name is every challenge's; '' when none is given."""
+    if "=" not in split:
+        return split
+    parts = dict(part.split("=", 1) for part in split.split(";") if "=" in part)
+    return parts.get(challenge or "", "")
+
+
 def make_folds(
     subjects: Sequence[str],
     *,
@@ -37,6 +46,7 @@ def make_folds(
     k: int | None,
     seed: int,
     splits: Mapping[str, str] | None = None,
+    challenge: str | None = None,
 ) -> list[Fold]:
     """The folds of an experiment.
 
@@ -47,7 +57,10 @@ def make_folds(
     k : ``--folds``; None: the dataset's protocol (:data:`DATASET_FOLDS`, else
         :data:`DEFAULT_FOLDS`). Ignored for Aff-Wild2 with a train/validation split.
     seed : shuffles the subjects before they are dealt to folds round-robin.
-    splits : subject -> the dataset's split name, when the dataset gives one.
+    splits : subject -> the dataset's split name, when the dataset gives one. Aff-Wild2 names a
+        video in different splits for different challenges ``VA=Train;AU=Validation``.
+    challenge : the challenge whose split counts for such a video ('VA', 'AU'); None: such a
+        video is in neither side.
 
     Returns
     -------
@@ -61,7 +74,7 @@ def make_folds(
     """
     unique = sorted(set(subjects))
     if splits and dataset == "affwild2":
-        names = {s: str(splits.get(s, "")).lower() for s in unique}
+        names = {s: split_for(str(splits.get(s, "")), challenge).lower() for s in unique}
         test = tuple(s for s in unique if names[s].startswith(("val", "test")))
         train = tuple(s for s in unique if names[s].startswith("train"))
         if train and test:

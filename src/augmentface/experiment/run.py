@@ -304,8 +304,9 @@ def run_fold(
 
 def _folds(data: ExperimentData, config: ExperimentConfig) -> list[Fold]:
     subjects = sorted(set(data.real.subjects))
+    # Aff-Wild2's challenges are named in upper case (VA, AU), as the experiment kinds are not.
     return make_folds(subjects, dataset=data.dataset, k=config.folds, seed=config.seed,
-                      splits=data.splits)  # fmt: skip
+                      splits=data.splits, challenge=config.kind.upper())  # fmt: skip
 
 
 def _crops(
