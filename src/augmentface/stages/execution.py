@@ -88,9 +88,10 @@ class Execution:
         arguments, plus ``jobs: N``).
     shard : Shard or None
         Run only this shard, in this process.
-    rows_per_task : int
+    rows_per_task : int or None
         Rows a worker does in one task: large enough to amortise a task's overhead, small
-        enough that a lost worker costs little.
+        enough that a lost worker costs little. None: the stage's own choice
+        (``runner.Stage.rows_per_task``).
     retries : int
         Extra attempts Dask gives a task that raised; a task whose workers keep dying is
         split into single rows, and a row that still kills its worker gets status ``crashed``.
@@ -102,14 +103,14 @@ class Execution:
     scheduler: str | None = None
     cluster: Path | None = None
     shard: Shard | None = None
-    rows_per_task: int = 16
+    rows_per_task: int | None = None
     retries: int = 1
     worker_lifetime_s: float | None = 3600.0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise UsageError(f"workers must be >= 1, got {self.workers}")
-        if self.rows_per_task < 1:
+        if self.rows_per_task is not None and self.rows_per_task < 1:
             raise UsageError(f"rows per task must be >= 1, got {self.rows_per_task}")
         if self.retries < 0:
             raise UsageError(f"retries must be >= 0, got {self.retries}")
