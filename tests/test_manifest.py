@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from augmentface import atomic
+from augmentface import manifest as manifest_module
 from augmentface.errors import ManifestBusyError, MissingManifestError, UsageError
 from augmentface.manifest import (
     META_KEY,
@@ -603,3 +605,39 @@ def test_a_second_run_on_the_same_manifest_is_refused(tmp_path: Path) -> None:
     with ManifestWriter(path, SCHEMA, resume=True, **PROVENANCE) as again:
         again.add(row_dicts(2)[1])
     assert len(read_manifest(path, SCHEMA, run_first=RUN_FIRST).df) == 2
+
+
+def test_writer_syncs_the_rows_files_before_a_part_is_marked(tmp_path, monkeypatch) -> None:
+    # The per-row files a stage writes without an fsync each are made durable together, and
+    # before the part that names them exists: a part never names a file a machine crash loses.
+    path = tmp_path / "m.parquet"
+    files = [tmp_path / "out" / f"{i}.jpg" for i in range(5)]
+    synced: list[tuple[list[str], int]] = []
+
+    def record(paths) -> None:
+        synced.append((sorted(str(p) for p in paths), len(live_parts(path))))
+
+    monkeypatch.setattr(manifest_module, "sync_file_systems", record)
+    rows = row_dicts(5)
+    with ManifestWriter(path, SCHEMA, every_n=3, synced_column="image", **PROVENANCE) as writer:
+        for row, file in zip(rows, files, strict=True):
+            writer.add({**row, "image": str(file)})
+    assert synced == [
+        (sorted(str(f) for f in files[:3]), 0),  # before the first part was written
+        (sorted(str(f) for f in files[3:]), 1),
+    ]
+
+
+def test_sync_file_systems_flushes_each_file_system_once(tmp_path, monkeypatch) -> None:
+    calls: list[int] = []
+    real = atomic._syncfs()
+    if real is None:
+        pytest.skip("no syncfs here (not Linux)")
+    monkeypatch.setattr(atomic, "_syncfs", lambda: lambda fd: calls.append(fd) or real(fd))
+    for name in ("a/1.jpg", "a/2.jpg", "b/3.jpg"):
+        atomic.atomic_write_bytes(tmp_path / name, b"x", durable=False)
+    atomic.sync_file_systems([tmp_path / "a/1.jpg", tmp_path / "a/2.jpg", tmp_path / "b/3.jpg"])
+    assert len(calls) == 1  # both folders are on one file system
+    atomic.sync_file_systems([tmp_path / "gone" / "4.jpg"])  # a folder that is gone: skipped
+    assert len(calls) == 1
+    assert (tmp_path / "a/1.jpg").read_bytes() == b"x"

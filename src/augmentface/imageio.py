@@ -194,7 +194,11 @@ def encode_image(image_rgb: np.ndarray, suffix: str, *, jpeg_quality: int = 95) 
 
 
 def write_image_atomic(
-    path: str | os.PathLike[str], image_rgb: np.ndarray, *, jpeg_quality: int = 95
+    path: str | os.PathLike[str],
+    image_rgb: np.ndarray,
+    *,
+    jpeg_quality: int = 95,
+    durable: bool = True,
 ) -> None:
     """Write an RGB array to ``path`` atomically, in the format named by its suffix.
 
@@ -210,6 +214,8 @@ def write_image_atomic(
         ``(H, W, 3)`` ``uint8`` RGB array.
     jpeg_quality : int, optional
         Quality 1-100 for JPEG and WebP.
+    durable : bool, optional
+        False leaves the fsync to the caller (:func:`augmentface.atomic.atomic_path`).
 
     Raises
     ------
@@ -217,7 +223,7 @@ def write_image_atomic(
         As :func:`encode_image`.
     """
     data = encode_image(image_rgb, Path(path).suffix, jpeg_quality=jpeg_quality)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, durable=durable)
 
 
 @contextlib.contextmanager

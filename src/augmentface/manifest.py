@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from augmentface.atomic import sync_file_systems
 from augmentface.errors import MissingManifestError, UsageError
 from augmentface.manifest_parts import (
     WriterLock,
@@ -525,6 +526,10 @@ class ManifestWriter:
         The shard (``"I/N"``) this writer adds, beside other shards' writers: its parts never
         void the manifest's other parts, even on a fresh run, and it locks only its shard
         (:class:`.manifest_parts.WriterLock`).
+    synced_column : str, optional
+        A column of file paths written without an fsync each (the stage's outputs): before a
+        part is marked done, the file systems holding its rows' files are flushed, so a part
+        never names a file a crash of the machine could take back.
 
     Raises
     ------
@@ -552,12 +557,14 @@ class ManifestWriter:
         face_model_id: str | None,
         every_n: int = 500,
         shard: str | None = None,
+        synced_column: str | None = None,
     ) -> None:
         if every_n < 1:
             raise ValueError("every_n must be >= 1")
         self.path = Path(path)
         self.schema = schema
         self.every_n = every_n
+        self.synced_column = synced_column
         self._meta = {"params": params, "seed": seed, "face_model_id": face_model_id}
         if shard is not None and self.path.is_file():
             raise UsageError(f"{self.path}: a single-file manifest cannot take shards' parts")
@@ -615,6 +622,8 @@ class ManifestWriter:
         ).infer_objects()
         new = new.drop_duplicates(subset=list(self.schema.key), keep="last")
         self.schema.validate(new)
+        if (column := self.synced_column) is not None:
+            sync_file_systems(row[column] for row in self._rows if row.get(column))
         meta = _provenance(self.schema, **self._meta)
         replaces = self._fresh and self._parts_written == 0
         write_part(self.path, _table(new, self.schema, meta), replaces=replaces)

@@ -25,13 +25,14 @@ _MAX_SIDE = 32768
 _CODEC = pa.Codec("zstd", compression_level=1)
 
 
-def write_crop(path: Path, rgb: np.ndarray, alpha: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB crop and its (H, W) uint8 alpha atomically."""
+def write_crop(path: Path, rgb: np.ndarray, alpha: np.ndarray, *, durable: bool = True) -> None:
+    """Write an (H, W, 3) uint8 RGB crop and its (H, W) uint8 alpha atomically (``durable``:
+    as :func:`augmentface.atomic.atomic_path`)."""
     if rgb.dtype != np.uint8 or alpha.dtype != np.uint8 or rgb.shape[:2] != alpha.shape:
         raise ValueError(f"expected uint8 (H, W, 3) and (H, W), got {rgb.shape}, {alpha.shape}")
     rgba = np.ascontiguousarray(np.dstack([rgb, alpha]))
     header = _HEADER.pack(MAGIC, rgba.shape[0], rgba.shape[1])
-    atomic_write_bytes(path, header + _CODEC.compress(rgba, asbytes=True))
+    atomic_write_bytes(path, header + _CODEC.compress(rgba, asbytes=True), durable=durable)
 
 
 def read_crop(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

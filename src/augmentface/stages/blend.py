@@ -164,7 +164,8 @@ class BlendTask:
         file = file / f"{sample_name(**key)}.{config.image_format}"
         kept = not rejected or config.keep_rejected
         if kept:
-            write_image_atomic(file, image, jpeg_quality=config.jpeg_quality)
+            # synced with its manifest part (ManifestWriter's synced_column), not one by one
+            write_image_atomic(file, image, jpeg_quality=config.jpeg_quality, durable=False)
         row = {
             **key,
             **label,

@@ -154,7 +154,8 @@ class RenderTask:
         )
         key = {k: item[k] for k in RENDERS.key}
         file = self.out_dir / (sample_name(**key) + SUFFIX)
-        write_crop(file, rendered.image_rgb, rendered.alpha)
+        # synced with its manifest part (ManifestWriter's synced_column), not one by one
+        write_crop(file, rendered.image_rgb, rendered.alpha, durable=False)
         row = {
             **key,
             "render_path": str(file.resolve()),

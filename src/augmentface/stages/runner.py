@@ -150,6 +150,7 @@ def run_stage(
         face_model_id=stage.face_model_id,
         every_n=stage.every_n,
         shard=None if shard is None else str(shard),
+        synced_column=stage.file_column,
     ) as writer:
         done = (
             KeySet(stage.path, stage.schema, stage.done_key, stage.file_column)
