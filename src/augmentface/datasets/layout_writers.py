@@ -8,15 +8,17 @@ label files left over from an earlier, larger run.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from augmentface.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
+from augmentface.atomic import atomic_path, atomic_write_bytes, atomic_write_text, atomic_write_with
 from augmentface.datasets.afew_va import label_file as afew_label_file
 from augmentface.datasets.affwild2 import AU_HEADER, CHALLENGES, EXPR_HEADER, FRAMES_DIR, SPLITS
 from augmentface.datasets.disfa import FPS, au_file, video_file
@@ -26,7 +28,14 @@ from augmentface.datasets.schema import DISFA_AUS, EMOTIONS
 from augmentface.errors import UsageError
 from augmentface.imageio import encode_image, read_image
 
-__all__ = ["AU_OCCURRENCE_THRESHOLD", "WRITERS"]
+__all__ = [
+    "AU_OCCURRENCE_THRESHOLD",
+    "REQUIRED_LABELS",
+    "WRITERS",
+    "FlatWriter",
+    "flat_writer",
+    "unlabelled_error",
+]
 
 #: Intensity from which an AU counts as occurring when an occurrence-coded layout (Aff-Wild2)
 #: is written. FACS scores an AU from trace (A = 1) upward, and the synthesised image shows a
@@ -43,37 +52,87 @@ Writer = Callable[[list[Item], pd.DataFrame, Path, float], list[Written]]
 
 def write_flat(items: list[Item], labels: pd.DataFrame, root: Path, _: float) -> list[Written]:
     """``images/<file name>`` and ``labels.csv`` (``path`` + the input's scalar columns)."""
-    images = root / "images"
-    names: set[str] = set()
-    written = []
-    for item in items:
-        name = _unique_name(item.source, names)
-        path = images / name
-        atomic_write_bytes(path, item.source.read_bytes())
-        written.append(Written(item.index, path, -1, str(path)))
     columns = [c for c in labels.columns if c != "output_path" and _is_scalar_column(labels[c])]
-    table = labels.loc[[w.index for w in written], columns].copy()
-    table.insert(0, "path", [w.path.relative_to(root).as_posix() for w in written])
-    atomic_write_text(root / "labels.csv", table.to_csv(index=False))
-    _remove_stale(images, {w.path.name for w in written}, numbered_only=False)
-    return written
+    with flat_writer(root, columns) as writer:
+        return writer.write(items, labels)
 
 
-def _refuse_unlabelled(items: list[Item], attribute: str, layout: str, labels: str,
-                       instead: str) -> None:  # fmt: skip
+class FlatWriter:
+    """The flat layout written a few items at a time, in order (``export-layout`` gives it a
+    subject at a time): each image is copied as it comes and its row appended to the open
+    ``labels.csv``. It holds the file names written (to keep them unique, and to know the
+    stale ones), not the rows. Made by :func:`flat_writer`."""
+
+    def __init__(self, root: Path, columns: Sequence[str], handle: TextIO) -> None:
+        self.root = root
+        self.columns = list(columns)
+        self.names: set[str] = set()
+        self._handle = handle
+        self._header = True
+
+    def write(self, items: list[Item], labels: pd.DataFrame) -> list[Written]:
+        """Copy ``items``' images and append their rows of ``labels`` (its ``columns``)."""
+        images = self.root / "images"
+        written = []
+        for item in items:
+            path = images / _unique_name(item.source, self.names)
+            atomic_write_bytes(path, item.source.read_bytes())
+            written.append(Written(item.index, path, -1, str(path)))
+        table = labels.loc[[w.index for w in written], self.columns].copy()
+        table.insert(0, "path", [w.path.relative_to(self.root).as_posix() for w in written])
+        # Appended frame by frame, the bytes of one to_csv of them all (same header, rows).
+        table.to_csv(self._handle, index=False, header=self._header)
+        self._header = False
+        return written
+
+    def finish(self) -> None:
+        """The header alone when no item came (as ``to_csv`` of no rows writes it)."""
+        if self._header:
+            pd.DataFrame(columns=["path", *self.columns]).to_csv(self._handle, index=False)
+
+
+@contextlib.contextmanager
+def flat_writer(root: Path, columns: Sequence[str]) -> Iterator[FlatWriter]:
+    """A :class:`FlatWriter` under ``root`` writing ``columns`` of the labels; when the block
+    ends, ``labels.csv`` replaces the old one atomically and the images of an earlier run that
+    this one did not write are removed (on an error, neither)."""
+    with (
+        atomic_path(root / "labels.csv") as tmp,
+        open(tmp, "w", encoding="utf-8", newline="") as handle,
+    ):
+        writer = FlatWriter(root, columns, handle)
+        yield writer
+        writer.finish()
+    _remove_stale(root / "images", writer.names, numbered_only=False)
+
+
+#: The layouts that label every frame with one kind of label: (the :class:`Item` attribute
+#: holding it, what it is, what to write instead).
+REQUIRED_LABELS: dict[str, tuple[str, str, str]] = {
+    "disfa": ("aus", "AU intensities", "valence/arousal rows with the afew-va or affwild2 layout"),
+    "afew-va": ("va", "valence and arousal", "AU rows with the disfa or affwild2 layout"),
+}
+
+
+def unlabelled_error(layout: str, count: int, example: Hashable) -> UsageError:
+    """The refusal of ``count`` rows ``layout`` cannot label, ``example`` the first's index."""
+    _, labels, instead = REQUIRED_LABELS[layout]
+    return UsageError(
+        f"the {layout} layout labels every frame with {labels}, but {count} rows "
+        f"have none (e.g. row {example!r}); write {instead}"
+    )
+
+
+def _refuse_unlabelled(items: list[Item], layout: str) -> None:
     """Refuse, before anything is written, rows a layout cannot label."""
-    missing = [item for item in items if getattr(item, attribute) is None]
+    missing = [item for item in items if getattr(item, REQUIRED_LABELS[layout][0]) is None]
     if missing:
-        raise UsageError(
-            f"the {layout} layout labels every frame with {labels}, but {len(missing)} rows "
-            f"have none (e.g. row {missing[0].index!r}); write {instead}"
-        )
+        raise unlabelled_error(layout, len(missing), missing[0].index)
 
 
 def write_disfa(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
     """Per subject: an MJPG video of the left camera and one ``frame,intensity`` file per AU."""
-    _refuse_unlabelled(items, "aus", "disfa", "AU intensities", "valence/arousal rows with the "
-                       "afew-va or affwild2 layout")  # fmt: skip
+    _refuse_unlabelled(items, "disfa")
     written = []
     for subject, group in group_by_subject(items).items():
         video = video_file(root, subject, "left")
@@ -91,8 +150,7 @@ def write_disfa(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> li
 
 def write_afew_va(items: list[Item], _: pd.DataFrame, root: Path, __: float) -> list[Written]:
     """Per subject: a clip folder of PNG frames and its ``NNN.json``."""
-    _refuse_unlabelled(items, "va", "afew-va", "valence and arousal", "AU rows with the disfa "
-                       "or affwild2 layout")  # fmt: skip
+    _refuse_unlabelled(items, "afew-va")
     written = []
     for subject, group in group_by_subject(items).items():
         folder = root / subject
