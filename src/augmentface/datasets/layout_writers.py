@@ -252,7 +252,7 @@ def _write_video(path: Path, sources: list[Path]) -> None:
                     writer.set(cv2.VIDEOWRITER_PROP_QUALITY, _JPEG_QUALITY)
                 if image.shape[:2] != (height, width):
                     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-                writer.write(np.ascontiguousarray(image[..., ::-1]))
+                writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # as imageio.encode_image
         finally:
             if writer is not None:
                 writer.release()

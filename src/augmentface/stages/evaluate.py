@@ -25,6 +25,7 @@ from augmentface.errors import UpstreamRowError
 from augmentface.face.detect import DetectConfig, FaceLandmarker
 from augmentface.imageio import read_image
 from augmentface.manifest import STATUS_OK, read_checked_meta
+from augmentface.manifest_groups import RowGroups, TypedRows, write_csv
 from augmentface.manifest_index import KeySet, ManifestIndex
 from augmentface.metrics.blendshapes_facs import response_summary
 from augmentface.metrics.measure import OutputMeasurer
@@ -38,7 +39,7 @@ from augmentface.stages.common import (
     row_failure,
 )
 from augmentface.stages.execution import Execution, cached
-from augmentface.stages.export_outputs import FACE_KEY, RowGroups, TypedRows, write_csv
+from augmentface.stages.export_outputs import FACE_KEY
 from augmentface.stages.lineage import FIT_FIRST, find_upstream, upstream_path
 from augmentface.stages.runner import Outcome, Stage, run_stage
 from augmentface.stages.schemas import (
@@ -141,8 +142,8 @@ def _streamed_summary(evaluation: TypedRows, labels: TypedRows) -> pd.DataFrame:
     depends on the order of the sum), so accumulators per target would not do: each
     target's ``ok`` rows are taken together instead (:class:`.RowGroups`, which partitions
     them: the evaluation is in face order, not target order). What is held is the summary's
-    columns of about :data:`.GROUP_ROWS` rows, or of one target's rows when a target has more
-    (a target set on every face has as many rows as faces). The requested AUs come from the
+    columns of about ``manifest_groups.GROUP_ROWS`` rows, or of one target's rows when a target
+    has more (a target set on every face has as many rows as faces). The requested AUs come from the
     labels in a pass of their own: one boolean per AU and target.
     """
     requested = _requested_aus(labels, KeySet(evaluation.path, EVALUATION))
