@@ -33,11 +33,11 @@ def reuse_freed_arrays() -> None:
 
     Dask starts workers with ``MALLOC_TRIM_THRESHOLD_`` at 64 KiB, which also freezes glibc's
     mmap threshold at 128 KiB: every image-sized array was a fresh ``mmap``, or heap memory
-    just handed back, whose pages fault in again on first touch. Measured on render: 670 page
-    faults and 12.2 ms of CPU per row in a worker against 2.4 faults and 9.7 ms in one process;
-    with a 32 MiB mmap threshold, 15 faults and 10.1 ms. The trim threshold is raised too, so
-    a heap keeps up to 64 MiB of freed memory for the next row. Not glibc (macOS, musl):
-    nothing to do.
+    just handed back, whose pages fault in again on first touch. Measured on render (2,000
+    targets, the task thread's CPU): 670 page faults and 12.2 ms per row in a worker against
+    2.4 faults and 9.0 ms in one process; with both thresholds set here, 8 faults and 9.3 ms
+    (the mmap threshold alone left 15 faults: freed memory at a heap's top was still handed
+    back). Not glibc (macOS, musl): nothing to do.
     """
     if not sys.platform.startswith("linux"):
         return
