@@ -3,7 +3,8 @@
 Each test holds one shortcut of render + blend (benchmarks/bench_render_profile.py times them)
 against a direct computation written here: the warp's cached triangulation, the batched
 mouth/eye openings, the float32 (and, for wide feathers, coarse-grid) mask blur, the one-call
-alpha blend, and the detail layer's skipping of triangles its maps cannot reach.
+alpha blend, the detail layer's skipping of triangles its maps cannot reach, and the eye
+layer's work confined to the eye's box.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from augmentface.blend import alpha_blend
 from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES
 from augmentface.render import details as details_module
+from augmentface.render import eyes as eyes_module
 from augmentface.render.blur import gaussian_blur
 from augmentface.render.detail_maps import builtin_detail_maps
 from augmentface.render.details import DetailsInput, apply_details
+from augmentface.render.eyes import sclera_rgb
 from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
+from augmentface.render.skin import cheek_skin_rgb
 from augmentface.render.warp import (
     _band_triangles,
     _mask,
@@ -219,3 +223,79 @@ def test_coarse_gaussian_blur_matches_opencv(astronaut, sigma, step) -> None:
     assert error.max() < 0.02 * span
     assert error.mean() < 0.002 * span
     np.testing.assert_allclose(gaussian_blur(log_luma, sigma), expected, atol=1e-4)
+
+
+def _revealed_eyeball_reference(crop, image_rgb, src_poly, dst_poly, iris, roi, skin_rgb):
+    """The eye layer's painting as first written: every mask, blur and blend over the whole
+    crop."""
+    shape = crop.shape[:2]
+
+    def fill(polygon):
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1, shift=4)
+        return mask.astype(bool)
+
+    rim = max(1, round(0.2 * mouth_opening_px(src_poly, topo.EYE_UPPER_COUNT)))
+    old = cv2.erode(fill(src_poly).astype(np.uint8), np.ones((2 * rim + 1, 1), np.uint8))
+    old = old.astype(bool)
+    new = fill(dst_poly) & ~old
+    if not new.any():
+        return crop
+    centre = iris[0]
+    radius = float(np.mean(np.linalg.norm(iris[1:] - centre, axis=1)))
+    ys, xs = np.nonzero(new)
+    in_iris = np.hypot(xs - centre[0], ys - centre[1]) <= radius
+    source = image_rgb[roi[1] : roi[3], roi[0] : roi[2]]
+    grid_y, grid_x = np.mgrid[: shape[0], : shape[1]]
+    disc = np.hypot(grid_x - centre[0], grid_y - centre[1]) <= radius * 1.1
+    sclera = sclera_rgb(source[old & ~disc], skin_rgb)
+    out = crop.copy()
+    height = max(np.ptp(dst_poly[:, 1]), 1.0)
+    depth = np.clip((ys - dst_poly[:, 1].min()) / height, 0.0, 1.0)[:, None]
+    out[ys, xs] = np.clip(sclera * (0.8 + 0.2 * depth), 0, 255).astype(np.uint8)
+    mirror_x = np.clip(np.round(xs[in_iris]).astype(int), 0, shape[1] - 1)
+    mirror_y = np.clip(np.round(2 * centre[1] - ys[in_iris]).astype(int), 0, shape[0] - 1)
+    out[ys[in_iris], xs[in_iris]] = source[mirror_y, mirror_x]
+    soft = cv2.GaussianBlur(new.astype(np.float32), (0, 0), 1.0)[..., None]
+    return np.round(soft * out + (1 - soft) * crop).astype(np.uint8)
+
+
+def test_eye_layer_in_the_eyes_box_is_the_whole_crop_computation(
+    model, astronaut, landmarker
+) -> None:
+    landmarks = np.asarray(landmarker.detect(astronaut)[0].landmarks_px, dtype=np.float64)
+    face = landmarks[:N_MESH_VERTICES]
+    skin = cheek_skin_rgb(astronaut, landmarks)
+    irises = {id(topo.LEFT_EYE): range(473, 478), id(topo.RIGHT_EYE): range(468, 473)}
+    rng = np.random.default_rng(11)
+    painted = 0
+    for case in range(24):
+        dst = face.copy()
+        for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+            lids = list(loop[1 : topo.EYE_UPPER_COUNT - 1])
+            dst[lids, 1] -= rng.uniform(-1.0, 6.0) + rng.normal(0, 0.7, len(lids))
+            dst[list(loop), 0] += rng.normal(0, 0.5, len(loop))
+        warp = warp_face(astronaut, face, dst, model, static_loops=(topo.LEFT_EYE, topo.RIGHT_EYE))
+        roi = warp.roi
+        crop = warp.image_rgb
+        if case % 3 == 2:  # a roi cut through the eyes, as at an image's edge
+            (x0, y0, _, y1), eye = roi, face[list(topo.LEFT_EYE), :2]
+            roi = (x0, int(eye[:, 1].mean()) - 2, int(eye[:, 0].mean()), y1)
+            crop = crop[roi[1] - y0 : roi[3] - y0, roi[0] - x0 : roi[2] - x0]
+        offset = np.asarray(roi[:2], dtype=np.float64)
+        for loop in (topo.LEFT_EYE, topo.RIGHT_EYE):
+            args = (
+                crop,
+                astronaut,
+                face[list(loop), :2] - offset,
+                dst[list(loop), :2] - offset,
+                landmarks[list(irises[id(loop)]), :2] - offset,
+                roi,
+                skin,
+            )
+            expected = _revealed_eyeball_reference(*args)
+            got = crop.copy()
+            eyes_module._paint_revealed_eyeball(got, *args[1:])
+            np.testing.assert_array_equal(got, expected)
+            painted += expected is not crop
+    assert painted >= 24  # most cases reveal eyeball
