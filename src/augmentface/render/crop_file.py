@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
 
@@ -30,7 +31,9 @@ def write_crop(path: Path, rgb: np.ndarray, alpha: np.ndarray, *, durable: bool 
     as :func:`augmentface.atomic.atomic_path`)."""
     if rgb.dtype != np.uint8 or alpha.dtype != np.uint8 or rgb.shape[:2] != alpha.shape:
         raise ValueError(f"expected uint8 (H, W, 3) and (H, W), got {rgb.shape}, {alpha.shape}")
-    rgba = np.ascontiguousarray(np.dstack([rgb, alpha]))
+    # cv2.merge interleaves the channels ~6x faster than np.dstack (0.015 against 0.09 ms at
+    # 139x118, 0.26 against 1.5 ms at 600x500), to the same bytes.
+    rgba = cv2.merge((rgb, alpha))
     header = _HEADER.pack(MAGIC, rgba.shape[0], rgba.shape[1])
     atomic_write_bytes(path, header + _CODEC.compress(rgba, asbytes=True), durable=durable)
 
@@ -55,9 +58,10 @@ def read_crop(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     size = height * width * 4
     try:
         raw = _CODEC.decompress(data[_HEADER.size :], decompressed_size=size, asbytes=True)
-    except (pa.ArrowException, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # a cut stream: OSError
         raise RenderError(f"{path}: render crop damaged ({exc})") from exc
     if len(raw) != size:
         raise RenderError(f"{path}: render crop damaged ({len(raw)} of {size} bytes)")
     rgba = np.frombuffer(raw, np.uint8).reshape(height, width, 4)
-    return rgba[..., :3].copy(), rgba[..., 3].copy()
+    # The channels taken apart by OpenCV: ~6x faster than copies of NumPy's strided views.
+    return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), cv2.extractChannel(rgba, 3)
