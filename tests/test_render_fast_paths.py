@@ -18,6 +18,7 @@ from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES
 from augmentface.render import details as details_module
 from augmentface.render import eyes as eyes_module
+from augmentface.render import warp as warp_module
 from augmentface.render.blur import gaussian_blur
 from augmentface.render.detail_maps import builtin_detail_maps
 from augmentface.render.details import DetailsInput, apply_details
@@ -299,3 +300,21 @@ def test_eye_layer_in_the_eyes_box_is_the_whole_crop_computation(
             np.testing.assert_array_equal(got, expected)
             painted += expected is not crop
     assert painted >= 24  # most cases reveal eyeball
+
+
+def test_face_mask_is_made_once_per_face_and_handed_out_as_copies(face, monkeypatch) -> None:
+    oval = np.asarray(topo.FACE_OVAL)
+    rings = [anchor_ring_px(face[oval, :2]), anchor_ring_px(face[oval, :2] + (0.25, 0.0))]
+    rois = [(100, 80, 260, 250), (100, 80, 260, 251)]
+    made = []
+    monkeypatch.setattr(warp_module, "_mask", lambda *args: made.append(args) or _mask(*args))
+    monkeypatch.setattr(warp_module, "_last_mask", None)
+    for ring in rings:
+        for roi in rois:
+            first = warp_module._face_mask(ring, roi)
+            np.testing.assert_array_equal(first, _mask(ring, roi))
+            first[:] = 7  # the caller's own copy
+            again = warp_module._face_mask(ring.copy(), roi)
+            np.testing.assert_array_equal(again, _mask(ring, roi))
+            assert again.flags.writeable
+    assert len(made) == len(rings) * len(rois)
