@@ -22,15 +22,28 @@ from augmentface.errors import UsageError
 from augmentface.experiment.folds import make_folds
 from augmentface.experiment.report import RESULT_COLUMNS
 from augmentface.experiment.run import ExperimentConfig, run_experiment
-from tests.experiment_trees import PEOPLE, planted_workdir
+from tests.experiment_trees import PEOPLE, planted_subjects, planted_va_workdir, planted_workdir
 
 SIZE = 112  # crop side (px) of the hog-ridge runs
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, shared_faces, landmarker, model):
-    """6 subjects x (30 real + 30 augmented) frames rendered at planted AU intensities."""
-    return planted_workdir(tmp_path_factory.mktemp("planted"), shared_faces, landmarker, model)
+def subjects(shared_faces, landmarker, model):
+    """6 people x 30 frames rendered at planted AU intensities (frame 0 neutral)."""
+    return planted_subjects(shared_faces, landmarker, model)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, subjects):
+    """A DISFA tree of the frames through import, fit3dmm, synth-au, render and blend: 30
+    augmented frames per subject, rendered on its neutral frame."""
+    return planted_workdir(tmp_path_factory.mktemp("planted"), subjects)
+
+
+@pytest.fixture(scope="module")
+def va_workdir(tmp_path_factory, subjects):
+    """The same frames as AFEW-VA clips (planted valence and arousal), imported and fitted."""
+    return planted_va_workdir(tmp_path_factory.mktemp("planted-va"), subjects)
 
 
 def _run(workdir, **settings):
@@ -45,6 +58,9 @@ def _means(result, condition: str, metric: str = "icc") -> pd.Series:
 def test_planted_labels_recovered_on_held_out_subjects_and_shuffled_control(workdir):
     clean = _means(_run(workdir), "real")
     assert clean["AU12"] >= 0.6 and clean["AU26"] >= 0.6, clean
+    # AU25 is planted as FACS codes it (>= AU26: a dropped jaw parts the lips); with the jaw
+    # closed the rig's lips part by a few pixels here, so it is recovered less well (0.54).
+    assert clean["AU25"] >= 0.4, clean
     shuffled = _run(workdir, control="shuffled-labels")
     for condition in ("real", "real+augmented"):
         icc = _means(shuffled, condition)
@@ -95,8 +111,8 @@ def test_make_folds_follow_each_protocol():
         make_folds(subjects[:2], dataset="afew_va", k=None, seed=0)
 
 
-def test_va_experiment_recovers_planted_valence(workdir):
-    result = _run(workdir, kind="va")
+def test_va_experiment_recovers_planted_valence(va_workdir):
+    result = _run(va_workdir, kind="va")
     ccc = _means(result, "real", "ccc")
     assert ccc["valence"] >= 0.5, ccc
     assert result.results[["icc"]].isna().all().all()
