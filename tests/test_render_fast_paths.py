@@ -24,6 +24,7 @@ from augmentface.render.detail_maps import builtin_detail_maps
 from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.eyes import sclera_rgb
 from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
+from augmentface.render.rasterize import triangle_id_buffer
 from augmentface.render.skin import cheek_skin_rgb
 from augmentface.render.warp import (
     _band_triangles,
@@ -318,3 +319,29 @@ def test_face_mask_is_made_once_per_face_and_handed_out_as_copies(face, monkeypa
             np.testing.assert_array_equal(again, _mask(ring, roi))
             assert again.flags.writeable
     assert len(made) == len(rings) * len(rois)
+
+
+def _id_buffer_reference(verts_px, depth_px, triangles, shape, skip):
+    """triangle_id_buffer as first written: a Python loop of fillConvexPoly with int ids."""
+    ids = np.full(shape, -1, dtype=np.int32)
+    order = np.argsort(-depth_px[triangles].mean(axis=1), kind="stable")
+    for t in order[~skip[order]]:
+        corners = np.round(verts_px[triangles[t]] * 16).astype(np.int32)
+        cv2.fillConvexPoly(ids, corners, int(t), cv2.LINE_8, 4)
+    return ids
+
+
+def test_id_buffer_drawn_with_float_ids_is_the_int_one(model, face) -> None:
+    rng = np.random.default_rng(8)
+    local = face[:, :2] - face[:, :2].min(axis=0) + 3
+    shape = tuple(int(v) + 6 for v in local.max(axis=0)[::-1])
+    meshes = [(local, face[:, 2], model.triangles)]
+    # A crumpled mesh of many overlapping triangles, ids into the thousands.
+    many = rng.integers(0, 400, (5000, 3))
+    meshes.append((rng.uniform(0, 90, (400, 2)), rng.normal(0, 10, 400), many))
+    for verts, depth, triangles in meshes:
+        skip = rng.random(len(triangles)) < 0.1
+        got = triangle_id_buffer(verts, depth, triangles, shape, skip=skip)
+        expected = _id_buffer_reference(verts, depth, triangles, shape, skip)
+        np.testing.assert_array_equal(got, expected)
+        assert got.max() > 0.5 * len(triangles)
