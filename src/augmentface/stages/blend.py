@@ -26,6 +26,7 @@ from augmentface.stages.common import (
     RENDERS_FILE,
     StageReport,
     file_digest,
+    resolved_folder,
     sample_name,
 )
 from augmentface.stages.execution import Execution, cached
@@ -169,7 +170,7 @@ class BlendTask:
         row = {
             **key,
             **label,
-            "output_path": str(file.resolve()) if kept else None,
+            "output_path": str(resolved_folder(file.parent) / file.name) if kept else None,
             "method": config.method,
             "seed": item["seed"],
             "status": "rejected" if rejected else "ok",

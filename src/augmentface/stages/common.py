@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -183,6 +184,20 @@ def _shortened(stem: str) -> str:
     digest = hashlib.blake2b(stem.encode(), digest_size=8).hexdigest()
     head = stem.encode()[: MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
     return f"{head}-{digest}"
+
+
+def resolved_folder(folder: Path) -> Path:
+    """``folder.resolve()``, resolved once per process and absolute folder: a stage records
+    each row's file by its absolute path, the folder's resolved path joined with the file's
+    name (the same string as the file's own ``resolve()`` for the regular files stages write),
+    where resolving every file anew costs ~0.07 ms a row (a look-up per path component).
+    Keyed by the absolute path, so a relative folder after a change of directory is another."""
+    return _resolved(folder.absolute())
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(folder: Path) -> Path:
+    return folder.resolve()
 
 
 def file_digest(path: str | Path) -> str:

@@ -34,6 +34,7 @@ from augmentface.stages.common import (
     TARGETS_FILE,
     StageReport,
     file_digest,
+    resolved_folder,
     sample_name,
 )
 from augmentface.stages.execution import Execution, cached
@@ -158,7 +159,7 @@ class RenderTask:
         write_crop(file, rendered.image_rgb, rendered.alpha, durable=False)
         row = {
             **key,
-            "render_path": str(file.resolve()),
+            "render_path": str(resolved_folder(file.parent) / file.name),
             "roi_px": np.asarray(rendered.roi),
             "target_landmarks_px": rendered.target_verts_px,
             "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
