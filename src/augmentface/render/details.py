@@ -315,8 +315,11 @@ def apply_details(
     shading = tables.skin_lookup.copy()
     box = tables.texel_box(layer.shape[1])
     shading[:-1] &= _reaches_maps(maps, level, np.flatnonzero(weights), box, to_texel)
-    rows, cols = np.nonzero(shading.take(np.minimum(triangle_ids, len(triangles))))
-    tri = triangle_ids[rows, cols]
+    # Flat pixel indices, then rows and columns from them: half the cost of np.nonzero on
+    # the 2-D mask and a 2-D gather.
+    flat = np.flatnonzero(shading.take(np.minimum(triangle_ids, len(triangles))))
+    tri = triangle_ids.ravel().take(flat)
+    rows, cols = np.divmod(flat, triangle_ids.shape[1])
     coeffs = to_texel.reshape(-1, 6).take(tri, axis=0)  # (M, 6): one gather
     points = np.empty((len(tri), 2), np.float32)
     for d in (0, 1):
@@ -337,10 +340,11 @@ def apply_details(
                 lift[lifted], np.minimum(relief, 0), np.maximum(-relief, 0)
             )
     shaded = log_ratio != 0
-    rows, cols = rows[shaded], cols[shaded]
+    flat = flat[shaded]
     out = crop_rgb.copy()
     gain = np.exp(log_ratio[shaded])[:, None]
-    out[rows, cols] = np.clip(np.rint(crop_rgb[rows, cols] * gain), 0, 255).astype(np.uint8)
+    pixels = np.ascontiguousarray(crop_rgb).reshape(-1, 3).take(flat, axis=0)  # (n, 3)
+    out.reshape(-1, 3)[flat] = np.clip(np.rint(pixels * gain), 0, 255).astype(np.uint8)
     return out
 
 
