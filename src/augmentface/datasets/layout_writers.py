@@ -26,6 +26,7 @@ from augmentface.datasets.frames import FRAME_SUFFIXES, format_frame_ref, video_
 from augmentface.datasets.layout_items import Item, Written, group_by_subject, half_up
 from augmentface.datasets.schema import DISFA_AUS, EMOTIONS
 from augmentface.errors import UsageError
+from augmentface.hashed_set import HashedSet
 from augmentface.imageio import encode_image, read_image
 
 __all__ = [
@@ -61,12 +62,13 @@ class FlatWriter:
     """The flat layout written a few items at a time, in order (``export-layout`` gives it a
     subject at a time): each image is copied as it comes and its row appended to the open
     ``labels.csv``. It holds the file names written (to keep them unique, and to know the
-    stale ones), not the rows. Made by :func:`flat_writer`."""
+    stale ones) as 8-byte hashes (:class:`~augmentface.hashed_set.HashedSet`), not the rows.
+    Made by :func:`flat_writer`."""
 
     def __init__(self, root: Path, columns: Sequence[str], handle: TextIO) -> None:
         self.root = root
         self.columns = list(columns)
-        self.names: set[str] = set()
+        self.names = HashedSet()
         self._handle = handle
         self._header = True
 
@@ -263,7 +265,7 @@ def _write_video(path: Path, sources: list[Path]) -> None:
     atomic_write_with(path, produce)
 
 
-def _unique_name(source: Path, taken: set[str]) -> str:
+def _unique_name(source: Path, taken: set[str] | HashedSet) -> str:
     name, number = source.name, 1
     while name in taken:
         name = f"{source.stem}_{number}{source.suffix}"
@@ -276,7 +278,7 @@ def _is_scalar_column(values: pd.Series) -> bool:
     return not any(isinstance(v, np.ndarray | list | tuple) for v in values)
 
 
-def _remove_stale(folder: Path, keep: set[str], *, numbered_only: bool = True) -> None:
+def _remove_stale(folder: Path, keep: set[str] | HashedSet, *, numbered_only: bool = True) -> None:
     """Delete files in ``folder`` an earlier run wrote that this run did not write.
 
     ``numbered_only``: only frame images named by digits (``00012.png``), the files a layout's
