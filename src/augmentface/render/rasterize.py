@@ -258,7 +258,8 @@ def _source_maps_px(
     for d, corner in enumerate(_corner_coordinates(src_verts_px, triangles)):
         to_src[d, :, :-1] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3)).T
     to_src[:, :, -1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
-    entry = np.where(ids >= 0, ids, len(triangles))
+    # intp once: take() converts int32 indices on every call, a third of its time on big rois.
+    entry = np.where(ids >= 0, ids, len(triangles)).astype(np.intp)
     cols = np.arange(x1 - x0, dtype=np.float32)[None, :]
     rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
     maps = []
