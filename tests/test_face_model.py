@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 
+import cv2
 import numpy as np
 import pytest
 
@@ -120,6 +121,22 @@ def test_jaw_drop_lowers_the_chin_and_rounds_the_mouth(model):
     assert -0.5 * field[14, 1] > -field[291, 1] > 0  # corners follow part way
     assert field[291, 0] < -3 and field[61, 0] > 3  # and draw in
     assert np.abs(field[list(topo.LIPS_OUTER[1:10]), 1]).max() < 0.5  # the upper lip stays
+
+
+def test_jaw_drop_opens_an_oval_not_a_box(model):
+    """The lower lip hangs from the corners: its drop falls from the centre to the corners, so
+    the opening fills about an ellipse's share of its bounding box (pi/4 = 0.785); a lip that
+    followed the jaw evenly up to its corners opened a box with vertical sides (0.88)."""
+    rig = model.rig
+    for aus in ({26: 5.0}, {26: 3.0}, {25: 5.0, 26: 5.0}):
+        verts = model.neutral_verts_model_mm + rig.offsets(rig.vector(aus))
+        opening = verts[list(topo.LIPS_INNER), :2].astype(np.float32)
+        width, height = opening.max(axis=0) - opening.min(axis=0)
+        assert 0.74 < cv2.contourArea(opening) / (width * height) < 0.82, aus
+    drop = -rig.fields_model_mm[rig.au_numbers.index(26)][:, 1]
+    lower = topo.LIPS_INNER[topo.LIPS_INNER_UPPER_COUNT :]  # corner 308 side to corner 78 side
+    half = lower[: len(lower) // 2 + 1]  # from near a corner to the middle
+    assert np.all(np.diff(drop[list(half)]) > 0), drop[list(half)]  # deeper toward the middle
 
 
 def test_unknown_au_lists_allowed():

@@ -351,18 +351,39 @@ def _eyelid_closure(verts: np.ndarray) -> dict[int, Vec]:
 
 #: Share of the jaw's movement the relaxed lip corners follow in a jaw drop.
 JAW_CORNER_SHARE = 0.35
+#: Share of the jaw's movement the lower lip's centre follows.
+JAW_LOWER_LIP_SHARE = 0.9
+
+
+def _lower_lip_jaw_shares(mesh: MeshTopology) -> dict[int, float]:
+    """The share of the jaw's movement each lower-lip vertex follows: the centre's share at the
+    midline, falling along a quarter ellipse to the corners' share at the corners. A lip that
+    followed the jaw evenly up to its corners opened a box with vertical sides at the corners;
+    the lower lip hangs from the corners, so a drop opens an oval."""
+    verts = mesh.verts_model_mm
+    shares: dict[int, float] = {}
+    for loop, upper_count in ((topo.LIPS_OUTER, topo.LIPS_OUTER_UPPER_COUNT),
+                              (topo.LIPS_INNER, topo.LIPS_INNER_UPPER_COUNT)):  # fmt: skip
+        half_width = abs(verts[loop[0], 0] - verts[loop[upper_count - 1], 0]) / 2
+        middle = (verts[loop[0], 0] + verts[loop[upper_count - 1], 0]) / 2
+        for v in _arc(loop, upper_count, upper=False):
+            for u in {v, int(mesh.mirror[v])}:
+                t = min(1.0, abs(verts[u, 0] - middle) / half_width)
+                reach = np.sqrt(1.0 - t * t)
+                shares[u] = JAW_CORNER_SHARE + (JAW_LOWER_LIP_SHARE - JAW_CORNER_SHARE) * reach
+    return shares
 
 
 def _jaw_field(spec: AUSpec, mesh: MeshTopology) -> np.ndarray:
     """Rotation of the lower face about the jaw joint, with its forward glide, weighted by a
-    harmonic jaw mask (1 on the chin, 0.9 on the lower lip, a third at the lip corners)."""
+    harmonic jaw mask (1 on the chin, 0.9 at the lower lip's centre falling to a third at the
+    lip corners: :func:`_lower_lip_jaw_shares`)."""
     verts = mesh.verts_model_mm
     weights: dict[int, np.ndarray] = {}
     for v in np.flatnonzero(verts[:, 1] < -62.0):
         weights[int(v)] = np.ones(3)
-    for v in _LOWER_LIP:
-        for u in {v, int(mesh.mirror[v])}:
-            weights[u] = np.full(3, 0.9)
+    for u, share in _lower_lip_jaw_shares(mesh).items():
+        weights[u] = np.full(3, share)
     for v in _mirror_set(_MOUTH_CORNERS[:2], mesh.mirror):
         weights[v] = np.full(3, JAW_CORNER_SHARE)
     still = _mirror_set((*_UPPER_LIP, *_NOSE), mesh.mirror)
