@@ -119,6 +119,18 @@ def _readings(evaluated, emotion_cnn) -> pd.DataFrame:
     )
 
 
+def _photo_readings(evaluated, emotion_cnn) -> np.ndarray:
+    """The emotion CNN's reading of each of the 16 source photos' face."""
+    _, _, fits = evaluated
+    fits = fits[(fits.status == "ok") & ~fits.image_path.str.endswith("astronaut.png")]
+    return np.array([
+        emotion_cnn.classify(
+            read_image(r.image_path), near_px=np.asarray(r.landmarks_px)[:, :2].mean(axis=0)
+        ).label
+        for r in fits.itertuples()
+    ])  # fmt: skip
+
+
 def test_emotions_read_as_labelled(evaluated):
     """An independent classifier's reading of synth-emotion's prototypes (16 photos each).
 
@@ -141,7 +153,14 @@ def test_emotions_read_as_labelled(evaluated):
         print(f"\n{target_id:16s} read as {group.intended.iloc[0]}: {share:.0%} of "
               f"{len(group)}  {tally}")  # fmt: skip
     assert len(readings) >= 16 * 8
-    assert shares["neutral@1"] >= 0.8  # the control: faces at rest read as neutral
+    # The control: faces at rest read as neutral as often as the photos they come from (less
+    # one face). The classifier reads 3 of these 16 near-neutral photos as sad or angry, and
+    # a few of its neutral readings win by under 0.06, so an absolute bar at the photos' own
+    # share would fail on a face changed by a few grey levels.
+    photos = _photo_readings(evaluated, emotion_cnn)
+    photos_neutral = float((photos == "neutral").mean())
+    print(f"\nthe photos themselves read as neutral: {photos_neutral:.0%} of {len(photos)}")
+    assert shares["neutral@1"] >= photos_neutral - 1 / len(photos) - 1e-9
     assert shares["sadness@1"] >= 0.5
     assert shares["anger@1"] >= 0.4
     assert shares["happiness@1"] >= 0.6 and shares["V+0.80_A+0.40"] >= 0.6
