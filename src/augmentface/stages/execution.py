@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -265,5 +266,10 @@ def dask_client(execution: Execution) -> Iterator[Any]:
         from augmentface.stages.worker_plugin import ModelCache
 
         local = execution.scheduler is None and execution.cluster is None
-        client.register_plugin(ModelCache(pin_cores=local), name=ModelCache.name)
+        cores = (
+            tuple(sorted(os.sched_getaffinity(0)))
+            if local and hasattr(os, "sched_getaffinity")
+            else None
+        )
+        client.register_plugin(ModelCache(cores), name=ModelCache.name)
         yield client
