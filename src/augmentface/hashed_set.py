@@ -23,7 +23,9 @@ MERGE_EVERY = 65_536
 
 
 def name_hash(name: str) -> int:
-    """A stable 63-bit hash of ``name`` (blake2b), the same in every process and run."""
+    """A stable 63-bit hash of ``name`` (blake2b), the same in every process and run; manifest
+    keys are hashed with it too (:func:`augmentface.manifest_index.key_hash`). A name that is
+    not valid UTF-8 (a file name's undecodable bytes, escaped) hashes its original bytes."""
     digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 

@@ -13,7 +13,6 @@ of hashes, 8 bytes per row instead of a Python set of string tuples.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from augmentface.errors import UsageError
+from augmentface.hashed_set import name_hash
 from augmentface.manifest import STATUS_OK, Schema, _cells_from_arrow
 from augmentface.manifest_parts import Part, file_sha256, live_parts
 
@@ -33,8 +33,7 @@ __all__ = ["KeySet", "ManifestIndex", "column_values", "key_hash"]
 
 def key_hash(values: Iterable[Hashable]) -> int:
     """A stable 63-bit hash of a key (strings and integers; ``np.int64(3)`` and ``3`` agree)."""
-    text = "\x1f".join(str(v) for v in values)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+    return name_hash("\x1f".join(str(v) for v in values))
 
 
 def _sources(path: Path) -> list[Part | Path]:
