@@ -581,3 +581,43 @@ def test_a_layout_copies_only_files_the_run_wrote(tmp_path, astronaut_file, monk
     assert _cli("export-layout", "--layout", "flat", "-q").exit_code == 0
     layout = tmp_path / "augment/output/flat"
     assert not any("not an output" in p.read_text(errors="ignore") for p in layout.rglob("*.*"))
+
+
+def _layout_texts(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.json"))}
+
+
+def test_render_and_blend_in_one_pass_write_what_the_two_stages_write(tmp_path, astronaut_file):
+    """Issue 12: `run` renders and blends in one pass (`blend --from-targets`) with no crop
+    files, and writes the bytes, labels, layout landmarks and evaluation of render then blend
+    (`run --keep-renders`)."""
+    fused, kept = tmp_path / "fused", tmp_path / "kept"
+    common = ["--va", "-0.5,0.3", "--va", "0.6,0.2", "--no-sheet", "-q"]
+    common += ["--max-source-residual", "9"]
+    assert _cli("run", str(astronaut_file), "-w", str(fused), *common).exit_code == 0
+    result = _cli("run", str(astronaut_file), "-w", str(kept), "--keep-renders", *common)
+    assert result.exit_code == 0, result.output
+    assert not (fused / "renders").exists() and not (fused / "renders.parquet").exists()
+    assert len(list((kept / "renders").iterdir())) == 2
+    assert len(_outputs(kept)) == 2 and _outputs(fused) == _outputs(kept)
+    a, b = (
+        pd.read_csv(w / "output" / "labels.csv").drop(columns="output_path") for w in (fused, kept)
+    )
+    pd.testing.assert_frame_equal(a, b)
+    for work in (fused, kept):
+        result = _cli("export-layout", "-w", str(work), "--layout", "afew-va", "-q")
+        assert result.exit_code == 0, result.output
+        assert _cli("evaluate", "-w", str(work), "-q").exit_code == 0
+    a, b = (_layout_texts(w / "output" / "afew-va") for w in (fused, kept))
+    assert len(a) == 1 and a == b and '"landmarks": [\n' in next(iter(a.values()))
+    a, b = (
+        pd.read_csv(w / "output" / "evaluation.csv").drop(columns="output_path")
+        for w in (fused, kept)
+    )
+    assert (a.status == "ok").all()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_render_options_of_blend_need_from_targets(tmp_path):
+    result = _cli("blend", "-w", str(tmp_path), "--no-details")
+    assert result.exit_code == 2 and "--from-targets" in result.output

@@ -45,6 +45,9 @@ class PipelineConfig:
     gates: QualityGates = field(default_factory=QualityGates)
     max_source_residual: float | None = RESIDUAL_LIMIT
     keep_rejected: bool = False
+    #: Run render then blend, keeping render's crops and manifest; without it blend renders
+    #: each target itself (``blend --from-targets``: the same outputs, no intermediate files).
+    keep_renders: bool = False
     #: Where fit3dmm, render and blend run; one Dask cluster serves all three.
     execution: Execution = field(default_factory=Execution)
     quiet: bool = False
@@ -59,7 +62,10 @@ class PipelineConfig:
 def run_pipeline(
     inputs: Sequence[str | Path], targets: Sequence[ExpressionTarget], config: PipelineConfig
 ) -> list[StageReport]:
-    """fit3dmm -> synth -> render -> blend (-> contact sheet); returns each stage's report."""
+    """fit3dmm -> synth -> render + blend (-> contact sheet); returns each stage's report.
+
+    Render and blend run as one pass (``blend --from-targets``) unless ``keep_renders``.
+    """
     if config.execution.shard is not None:
         raise UsageError("run does every row; give --shard to the stages one by one")
     with dask_client(config.execution) as client:
@@ -91,13 +97,15 @@ def _run_stages(inputs, targets, config: PipelineConfig, execution: Execution) -
             ),
         )
     )
-    reports.append(
-        run_render(RenderConfig(workdir=workdir, execution=execution, quiet=config.quiet))
-    )
+    if config.keep_renders:
+        reports.append(
+            run_render(RenderConfig(workdir=workdir, execution=execution, quiet=config.quiet))
+        )
     reports.append(
         run_blend(
             BlendConfig(
                 workdir=workdir,
+                from_targets=not config.keep_renders,
                 method=config.method,
                 gates=config.gates,
                 max_source_residual=config.max_source_residual,

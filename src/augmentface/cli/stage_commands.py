@@ -54,6 +54,27 @@ LayoutRoot = Annotated[
     Path | None, typer.Option(help="Root of that layout (default OUTPUT/<layout>).")
 ]
 Fps = Annotated[float, typer.Option(min=1.0, help="Frame rate of smooth-path videos (frames/s).")]
+TargetsOption = Annotated[
+    Path | None, typer.Option(help="Targets manifest (default WORKDIR/targets.parquet).")
+]
+DetailsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Expression-detail maps (.npz from `synth-au train-details`) for the detail "
+        "layer: the wrinkles and folds each AU's intensity change (FACS 0–5, target less "
+        "what the photo shows) adds or smooths out. Default: the built-in maps."
+    ),
+]
+NoDetails = Annotated[
+    bool, typer.Option("--no-details", help="No detail layer: the geometry alone.")
+]
+
+
+def detail_choice(details: Path | None, no_details: bool) -> str | Path | None:
+    """``--details`` / ``--no-details``: the maps' path, the built-in maps, or None."""
+    if details is not None and no_details:
+        raise typer.BadParameter("give --details or --no-details, not both", param_hint="--details")
+    return None if no_details else (details or BUILTIN_DETAILS)
 
 
 def residual_limit(value: float) -> float | None:
@@ -144,20 +165,9 @@ def fit3dmm(
 )
 def render(
     workdir: Workdir = DEFAULT_WORKDIR,
-    targets: Annotated[
-        Path | None, typer.Option(help="Targets manifest (default WORKDIR/targets.parquet).")
-    ] = None,
-    details: Annotated[
-        Path | None,
-        typer.Option(
-            help="Expression-detail maps (.npz from `synth-au train-details`) for the detail "
-            "layer: the wrinkles and folds each AU's intensity change (FACS 0–5, target less "
-            "what the photo shows) adds or smooths out. Default: the built-in maps."
-        ),
-    ] = None,
-    no_details: Annotated[
-        bool, typer.Option("--no-details", help="No detail layer: the geometry alone.")
-    ] = False,
+    targets: TargetsOption = None,
+    details: DetailsOption = None,
+    no_details: NoDetails = False,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
@@ -167,14 +177,11 @@ def render(
     allow_failures: AllowFailures = False,
 ) -> None:
     configure_logging(quiet)
-    if details is not None and no_details:
-        raise typer.BadParameter("give --details or --no-details, not both", param_hint="--details")
-    choice = None if no_details else (details or BUILTIN_DETAILS)
     config = RenderConfig(
         workdir=workdir,
         targets=targets,
         quiet=quiet,
-        details=choice,
+        details=detail_choice(details, no_details),
         execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
     )
     finish([run_or_exit(run_render, config)], quiet, allow_failures)
@@ -184,11 +191,25 @@ def render(
     help=(
         "Blend each render into its photo. Writes OUTPUT/images/ and the labels as "
         "OUTPUT/labels.parquet and OUTPUT/labels.csv; smooth paths also as "
-        "OUTPUT/sequences/*.mp4; with --layout, a copy in the dataset's own layout."
+        "OUTPUT/sequences/*.mp4; with --layout, a copy in the dataset's own layout. "
+        "With --from-targets it renders each target itself (no render stage, no crop files: "
+        "the fast path, same output bytes)."
     ),
 )
 def blend(
     workdir: Workdir = DEFAULT_WORKDIR,
+    from_targets: Annotated[
+        bool,
+        typer.Option(
+            "--from-targets",
+            help="Render each of synth's targets in this pass and blend it at once, instead "
+            "of reading render's crops: one command, no crop files, about a third faster. "
+            "`evaluate` then re-renders what it measures.",
+        ),
+    ] = False,
+    targets: TargetsOption = None,
+    details: DetailsOption = None,
+    no_details: NoDetails = False,
     method: Annotated[
         str, typer.Option(help="alpha (feathered, default) or poisson (cv2.seamlessClone).")
     ] = "alpha",
@@ -215,8 +236,16 @@ def blend(
 ) -> None:
     configure_logging(quiet)
     gates = QualityGates(max_identity_distance, max_nme, min_response)
+    if not from_targets and (targets is not None or details is not None or no_details):
+        raise typer.BadParameter(
+            "--targets, --details and --no-details render: give --from-targets too",
+            param_hint="--from-targets",
+        )
     config = run_or_exit(
         BlendConfig,
+        from_targets=from_targets,
+        targets=targets,
+        details=detail_choice(details, no_details),
         execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
         layout=layout,
         layout_root=layout_root,
@@ -363,9 +392,9 @@ def export_layout(
 @app.command(
     "run",
     help=(
-        "All stages in order: fit3dmm -> synth (AU and VA targets) -> render -> blend, "
-        "then a contact sheet. Each --au is one AU target, each --va one valence,arousal "
-        "target."
+        "All stages in order: fit3dmm -> synth (AU and VA targets) -> render + blend (one "
+        "pass, as blend --from-targets; with --keep-renders, render then blend), then a "
+        "contact sheet. Each --au is one AU target, each --va one valence,arousal target."
     ),
 )
 def run_all(
@@ -391,6 +420,14 @@ def run_all(
     min_response: MinResponse = None,
     max_source_residual: MaxSourceResidual = RESIDUAL_LIMIT,
     keep_rejected: KeepRejected = False,
+    keep_renders: Annotated[
+        bool,
+        typer.Option(
+            "--keep-renders",
+            help="Run render then blend, keeping render's RGBA crops (WORKDIR/renders/) and "
+            "manifest; by default blend renders each target itself, with no crop files.",
+        ),
+    ] = False,
     workers: Workers = 1,
     scheduler: Scheduler = None,
     cluster: Cluster = None,
@@ -413,6 +450,7 @@ def run_all(
         gates=QualityGates(max_identity_distance, max_nme, min_response),
         max_source_residual=residual_limit(max_source_residual),
         keep_rejected=keep_rejected,
+        keep_renders=keep_renders,
         execution=execution_options(workers, scheduler, cluster, None, worker_lifetime),
         quiet=quiet,
     )

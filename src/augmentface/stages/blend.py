@@ -20,10 +20,12 @@ from augmentface.manifest_index import KeySet, ManifestIndex, column_values
 from augmentface.metrics.measure import OutputMeasurer, QualityGates
 from augmentface.render.crop_file import read_crop
 from augmentface.source_check import SOURCE_COLUMNS, check_source, fit_fingerprint
+from augmentface.stages import render as render_stage
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
     RENDERS_FILE,
+    TARGETS_FILE,
     StageReport,
     file_digest,
     resolved_folder,
@@ -37,7 +39,14 @@ from augmentface.stages.export_outputs import (
     run_export_outputs,
 )
 from augmentface.stages.lineage import FIT_FIRST, upstream_path
-from augmentface.stages.render import last_frame
+from augmentface.stages.render import (
+    BUILTIN_DETAILS,
+    FaceRenderer,
+    RenderInputs,
+    last_frame,
+    rendered_columns,
+    targets_with_fits,
+)
 from augmentface.stages.runner import Outcome, Stage, attempt, run_stage
 from augmentface.stages.schemas import AU_NAMES, FITS, LABELS, RENDERS, TARGETS
 
@@ -59,10 +68,18 @@ LABEL_COLUMNS = (
 
 @dataclass(frozen=True)
 class BlendConfig:
-    """Settings of the blend stage (see ``augmentface blend --help``)."""
+    """Settings of the blend stage (see ``augmentface blend --help``).
+
+    With ``from_targets`` it renders each target itself (``details`` as
+    :class:`.RenderConfig`'s) and composites it at once: no render stage, no crop files;
+    the outputs are the bytes a render then a blend write.
+    """
 
     workdir: Path = DEFAULT_WORKDIR
     renders: Path | None = None  # default: <workdir>/renders.parquet
+    from_targets: bool = False
+    targets: Path | None = None  # with from_targets; default: <workdir>/targets.parquet
+    details: str | Path | None = BUILTIN_DETAILS  # with from_targets
     output: Path | None = None  # default: <workdir>/output
     method: BlendMethod = "alpha"
     image_format: str = "jpg"
@@ -126,12 +143,13 @@ def residual_conflict(target: dict, au_numbers, limit: float | None) -> list[str
 
 @dataclass(frozen=True)
 class BlendTask:
-    """blend's work on a few renders: each item holds the render row, its ``target`` row and,
-    with quality gates, its ``fit`` row."""
+    """blend's work on a few renders: each item holds the render row (or, with a
+    ``renderer``, the target row to render), its ``target`` row and its ``fit`` row."""
 
     config: BlendConfig
     out_dir: Path
     blendshape_names: tuple[str, ...] | None  # the fits' (quality gates only)
+    renderer: FaceRenderer | None = None  # renders each target here (blend --from-targets)
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
         measurer = None
@@ -148,17 +166,22 @@ class BlendTask:
         key = {k: item[k] for k in LABELS.key}
         target = item["target"]
         label = {c: target[c] for c in LABEL_COLUMNS}
-        if item["fit"] is None or item["fit"]["status"] != STATUS_OK:
-            raise UpstreamRowError(f"{item['image_path']}: its face has no finished fit")
-        check_source(item["image_path"], fit_fingerprint(item["fit"]))
-        crop, alpha = read_crop(item["render_path"])
-        roi = tuple(int(v) for v in item["roi_px"])
+        if self.renderer is not None:
+            rendered = self.renderer(target, item["fit"])  # checks the fit and the source
+            crop, alpha, render = rendered.image_rgb, rendered.alpha, rendered_columns(rendered)
+        else:
+            if item["fit"] is None or item["fit"]["status"] != STATUS_OK:
+                raise UpstreamRowError(f"{item['image_path']}: its face has no finished fit")
+            check_source(item["image_path"], fit_fingerprint(item["fit"]))
+            crop, alpha = read_crop(item["render_path"])
+            render = item
+        roi = tuple(int(v) for v in render["roi_px"])
         image = blend_face(last_frame(item["image_path"]), crop, alpha, roi, config.method)
         au_numbers = tuple(int(name[2:]) for name in AU_NAMES)
         rejected = residual_conflict(target, au_numbers, config.max_source_residual)
         if measurer is not None:
             lossless = config.image_format == "png"
-            metrics = measurer.measure(image, item["fit"], item, alpha, lossless)
+            metrics = measurer.measure(image, item["fit"], render, alpha, lossless)
             requested = [int(n[2:]) for n in AU_NAMES if label[n] and label[n] > 0]
             rejected += config.gates.reasons(metrics, requested)
         file = self.out_dir / ("rejected" if rejected else "images")
@@ -202,6 +225,17 @@ def _blend_items(
         yield {**render, "target": targets.get(key), "fit": face, "seed": seed}
 
 
+def _target_items(
+    targets_path: Path, fits_path: Path, gates: bool, seed: int | None
+) -> Iterator[dict[str, Any]]:
+    """The ``ok`` target rows, streamed in the targets' order, each as its own ``target`` row
+    with its ``fit`` row (what a render reads; every column for the quality gates)."""
+    target_columns = dict.fromkeys((*render_stage.TARGET_COLUMNS_USED, *TARGET_COLUMNS_USED))
+    fit_columns = FITS.names if gates else render_stage.FIT_COLUMNS_USED
+    for item in targets_with_fits(targets_path, fits_path, tuple(target_columns), fit_columns):
+        yield {**item, "target": item, "seed": seed}
+
+
 def _failure_rows(item: dict[str, Any], status: str, message: str) -> list[dict[str, Any]]:
     label = {c: item["target"][c] for c in LABEL_COLUMNS}
     return [{**{k: item[k] for k in LABELS.key}, **label, "status": status, "error": message}]
@@ -221,21 +255,35 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
     """
     config = config or BlendConfig()
     workdir = Path(config.workdir)
-    renders_path = Path(config.renders or workdir / RENDERS_FILE)
-    renders = read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
-    targets_path = upstream_path(renders, "targets", renders_path)
-    targets = read_checked_meta(
-        targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
-    )
     out_dir = config.outputs().out_dir
     path = out_dir / LABELS_FILE
+    if config.from_targets:
+        inputs = RenderInputs.resolve(
+            Path(config.targets or workdir / TARGETS_FILE), config.details
+        )
+        targets_path, targets, fits_path = inputs.targets_path, inputs.targets, inputs.fits_path
+        upstream, rows_path, rows_schema = inputs.params, targets_path, TARGETS
+        face_model_id, renderer = inputs.model.model_id, inputs.renderer
+    else:
+        renders_path = Path(config.renders or workdir / RENDERS_FILE)
+        renders = read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
+        targets_path = upstream_path(renders, "targets", renders_path)
+        targets = read_checked_meta(
+            targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
+        )
+        fits_path = upstream_path(targets, "fits", targets_path)
+        upstream = {
+            "renders": str(renders_path.resolve()),
+            # Any change of the upstream rows (a part replaced or added) starts blend afresh.
+            "renders_digest": file_digest(renders_path),
+        }
+        rows_path, rows_schema = renders_path, RENDERS
+        face_model_id, renderer = renders.get("face_model_id"), None
     root = config.outputs().root()
     if root is not None:  # refused before any blending, not after
-        refuse_overwriting_sources(root, set(column_values(renders_path, "image_path")))
+        refuse_overwriting_sources(root, set(column_values(rows_path, "image_path")))
     params = {
-        "renders": str(renders_path.resolve()),
-        # Any change of the upstream rows (a part replaced or added) starts blend afresh.
-        "renders_digest": file_digest(renders_path),
+        **upstream,
         "labels_digest": file_digest(targets_path),
         "method": config.method,
         "image_format": config.image_format,
@@ -244,7 +292,6 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         "max_source_residual": config.max_source_residual,
         "keep_rejected": config.keep_rejected,
     }
-    fits_path = upstream_path(targets, "fits", targets_path)
     fits = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
     blendshape_names = None
     if config.gates.active:
@@ -256,8 +303,8 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         path=path,
         params=params,
         seed=seed,
-        face_model_id=renders.get("face_model_id"),
-        task=BlendTask(config, out_dir, blendshape_names),
+        face_model_id=face_model_id,
+        task=BlendTask(config, out_dir, blendshape_names, renderer),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in LABELS.key),
         failure_rows=_failure_rows,
@@ -265,8 +312,11 @@ def run_blend(config: BlendConfig | None = None) -> StageReport:
         every_n=1000,
         rows_per_task=64,  # ~5 ms an item: about 0.3 s a task
     )
-    total = len(KeySet(renders_path, RENDERS))  # the ok renders
-    items = _blend_items(renders_path, targets_path, fits_path, config.gates.active, seed)
+    total = len(KeySet(rows_path, rows_schema))  # the ok renders (targets)
+    if config.from_targets:
+        items = _target_items(targets_path, fits_path, config.gates.active, seed)
+    else:
+        items = _blend_items(renders_path, targets_path, fits_path, config.gates.active, seed)
     report = run_stage(stage, items, config.execution, config.quiet, total=total)
     if config.execution.shard is None:
         run_export_outputs(config.outputs())

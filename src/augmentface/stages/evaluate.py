@@ -30,6 +30,7 @@ from augmentface.manifest_index import KeySet, ManifestIndex
 from augmentface.metrics.blendshapes_facs import response_summary
 from augmentface.metrics.measure import OutputMeasurer
 from augmentface.render.crop_file import read_crop
+from augmentface.stages import render as render_stage
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
     LABELS_FILE,
@@ -41,6 +42,7 @@ from augmentface.stages.common import (
 from augmentface.stages.execution import Execution, cached
 from augmentface.stages.export_outputs import FACE_KEY
 from augmentface.stages.lineage import FIT_FIRST, find_upstream, upstream_path
+from augmentface.stages.render import FaceRenderer, RenderInputs, rendered_columns
 from augmentface.stages.runner import Outcome, Stage, run_stage
 from augmentface.stages.schemas import (
     AU_NAMES,
@@ -49,6 +51,7 @@ from augmentface.stages.schemas import (
     GEOMETRY_AU_NAMES,
     LABELS,
     RENDERS,
+    TARGETS,
 )
 
 EVALUATION_FILE = "evaluation.parquet"
@@ -81,7 +84,8 @@ def is_neutral(row: dict) -> bool:
 
 def _evaluate_row(row: dict, fit: dict, render: dict, measurer: OutputMeasurer) -> dict:
     output = read_image(row["output_path"])
-    alpha = read_crop(render["render_path"])[1]
+    # a render row names its crop; a render made here (blend --from-targets) holds its mask
+    alpha = render["alpha"] if "alpha" in render else read_crop(render["render_path"])[1]
     lossless = Path(row["output_path"]).suffix.lower() in LOSSLESS_SUFFIXES
     metrics = measurer.measure(output, fit, render, alpha, lossless, neutral=is_neutral(row))
     for key, prefix, names in INSTRUMENTS.values():
@@ -226,9 +230,11 @@ def au_correlations(
 @dataclass(frozen=True)
 class EvaluateTask:
     """evaluate's work on a few faces: each item is one face's outputs, its neutral output
-    first (the baseline of its geometric responses), with its fit and its renders."""
+    first (the baseline of its geometric responses), with its fit and its renders (or, for
+    outputs blended straight from the targets, their targets, rendered here again)."""
 
     blendshape_names: tuple[str, ...]
+    renderer: FaceRenderer | None = None
 
     def __call__(self, faces: Sequence[dict[str, Any]]) -> list[Outcome]:
         landmarker = cached(
@@ -240,13 +246,20 @@ class EvaluateTask:
             for face in faces
         ]
 
-    @staticmethod
-    def _row(face: dict[str, Any], output: dict[str, Any], measurer) -> dict[str, Any]:
+    def _render(self, face: dict[str, Any], output: dict[str, Any]) -> dict[str, Any] | None:
+        """The output's render row, or its render made again from its target."""
+        if self.renderer is None or output["target"] is None:
+            return output["render"]
+        rendered = self.renderer(output["target"], face["fit"])
+        return {**rendered_columns(rendered), "alpha": rendered.alpha}
+
+    def _row(self, face: dict[str, Any], output: dict[str, Any], measurer) -> dict[str, Any]:
         key = {k: output[k] for k in EVALUATION.key}
         try:
-            if face["fit"] is None or output["render"] is None:
+            render = None if face["fit"] is None else self._render(face, output)
+            if render is None:
                 raise UpstreamRowError(f"{output['output_path']}: its fit or render is missing")
-            values = _evaluate_row(output, face["fit"], output["render"], measurer)
+            values = _evaluate_row(output, face["fit"], render, measurer)
         except Exception as exc:  # the output gets a status; its face's others go on
             status, message = row_failure(exc, output["output_path"])
             return {**key, "status": status, "error": message}
@@ -257,15 +270,17 @@ class EvaluateTask:
 OUTPUT_COLUMNS = ("output_path", *AU_NAMES)
 
 
-def _faces(outputs: RowGroups, renders_path: Path, fits_path: Path) -> Iterator[dict[str, Any]]:
+def _faces(outputs: RowGroups, renders: ManifestIndex, fits_path: Path) -> Iterator[dict[str, Any]]:
     """One item per face (``outputs``: its ``ok`` labels rows): its outputs, neutral first,
-    with their renders, and its fit; made as the runner asks for them."""
+    with their rows in ``renders`` (``render``, or ``target`` for a targets manifest), and
+    its fit; made as the runner asks for them."""
     fits = ManifestIndex(fits_path, FITS, FITS.names)
-    renders = ManifestIndex(renders_path, RENDERS, RENDERS.names)
+    column = "target" if renders.schema is TARGETS else "render"
     for group in outputs:
         face = sorted(_records(group), key=lambda r: not is_neutral(r))
         for output in face:
-            output["render"] = renders.get(tuple(output[k] for k in RENDERS.key))
+            output.update(render=None, target=None)
+            output[column] = renders.get(tuple(output[k] for k in RENDERS.key))
         image_path, face_index = face[0]["image_path"], face[0]["face_index"]
         yield {
             "image_path": image_path,
@@ -299,10 +314,18 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
     workdir = Path(config.workdir)
     labels_path = Path(config.labels or workdir / OUTPUT_DIR / LABELS_FILE)
     labels = TypedRows(labels_path, LABELS, run_first="augmentface blend")
-    renders_path = upstream_path(labels.meta, "renders", labels_path)
-    read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
     fits_path = find_upstream(labels.meta, labels_path, "fits")
     fits_meta = read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
+    renderer, renders = None, None
+    if "renders" in labels.meta.get("params", {}):
+        renders_path = upstream_path(labels.meta, "renders", labels_path)
+        read_checked_meta(renders_path, RENDERS, run_first="augmentface render")
+        renders = ManifestIndex(renders_path, RENDERS, RENDERS.names)
+    else:  # blended straight from the targets: render them again, as blend did
+        targets_path = upstream_path(labels.meta, "targets", labels_path)
+        inputs = RenderInputs.resolve(targets_path, labels.meta["params"].get("details"))
+        renderer = inputs.renderer
+        renders = ManifestIndex(targets_path, TARGETS, render_stage.TARGET_COLUMNS_USED)
     path = labels_path.with_name(EVALUATION_FILE)
     stage = Stage(
         name="evaluate",
@@ -311,7 +334,7 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
         params={"labels": str(labels_path.resolve()), "labels_digest": file_digest(labels_path)},
         seed=labels.meta.get("seed"),
         face_model_id=labels.meta.get("face_model_id"),
-        task=EvaluateTask(tuple(fits_meta["params"]["blendshape_names"])),
+        task=EvaluateTask(tuple(fits_meta["params"]["blendshape_names"]), renderer),
         image_of=lambda face: face["image_path"],
         resume_key=lambda face: (face["image_path"], face["face_index"]),
         failure_rows=_failure_rows,
@@ -320,7 +343,7 @@ def run_evaluate(config: EvaluateConfig | None = None) -> tuple[StageReport, pd.
     )
     # A face at a time: blend keeps a face's rows together (else RowGroups partitions them).
     faces = RowGroups(labels, FACE_KEY, OUTPUT_COLUMNS, where=_is_ok)
-    items = _faces(faces, renders_path, fits_path)
+    items = _faces(faces, renders, fits_path)
     report = run_stage(stage, items, config.execution, config.quiet, total=len(faces))
     evaluation = TypedRows(path, EVALUATION, run_first="augmentface evaluate")
     write_csv(evaluation, path.with_suffix(".csv"))

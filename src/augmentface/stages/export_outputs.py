@@ -36,7 +36,7 @@ from augmentface.datasets.layout_writers import (
 from augmentface.datasets.layouts import LAYOUTS
 from augmentface.errors import UsageError
 from augmentface.imageio import read_image
-from augmentface.manifest import write_manifest
+from augmentface.manifest import read_meta, write_manifest
 from augmentface.manifest_groups import RowGroups, TypedRows, csv_appender, write_csv
 from augmentface.manifest_index import ManifestIndex
 from augmentface.manifest_parts import (
@@ -48,8 +48,12 @@ from augmentface.manifest_parts import (
 )
 from augmentface.stages.common import DEFAULT_WORKDIR, LABELS_FILE, OUTPUT_DIR, log, sample_name
 from augmentface.stages.lineage import upstream_path
+from augmentface.stages.render import TargetLandmarks
 from augmentface.stages.schemas import AU_NAMES, LABELS, RENDERS
 from augmentface.video import write_video
+
+#: A renders manifest's index, or the same column computed from targets and fits.
+TargetLandmarksLookup = ManifestIndex | TargetLandmarks
 
 SEQUENCES_DIR = "sequences"
 
@@ -129,8 +133,7 @@ def run_export_outputs(config: ExportOutputsConfig) -> Path:
             write_csv(labels, csv)
             return csv
         with PlacedPaths(len(labels.stream)) as placed:
-            renders = upstream_path(labels.meta, "renders", path)
-            _write_layout(labels, renders, config.layout, root, placed)
+            _write_layout(labels, _target_landmarks(labels.meta, path), config.layout, root, placed)
             _write_sequences(labels, config.out_dir / SEQUENCES_DIR, config.fps)
             _write_placed_labels(labels, csv, placed)
     finally:
@@ -205,7 +208,18 @@ def _is_under(path: Any, folder: Path) -> bool:
     return isinstance(path, str) and Path(path).resolve().is_relative_to(folder)
 
 
-def _as_layout_rows(batch: pd.DataFrame, renders: ManifestIndex) -> pd.DataFrame:
+def _target_landmarks(meta: dict[str, Any], path: Path) -> TargetLandmarksLookup:
+    """Where a layout finds each output's target landmarks (``target_ibug68_px``): the renders
+    manifest the labels name or, for outputs blended straight from the targets (no renders
+    manifest), computed from the targets and their fits."""
+    if "renders" in meta.get("params", {}):
+        renders = upstream_path(meta, "renders", path)
+        return ManifestIndex(renders, RENDERS, ["target_ibug68_px"])
+    targets = upstream_path(meta, "targets", path)
+    return TargetLandmarks(targets, upstream_path(read_meta(targets), "fits", targets))
+
+
+def _as_layout_rows(batch: pd.DataFrame, renders: TargetLandmarksLookup) -> pd.DataFrame:
     """A layout's input rows: no AU labels for targets whose AUs nobody asked for, and the
     target's 68 points from its render."""
     batch = batch.copy()
@@ -218,7 +232,11 @@ def _as_layout_rows(batch: pd.DataFrame, renders: ManifestIndex) -> pd.DataFrame
 
 
 def _write_layout(
-    labels: TypedRows, renders_path: Path, layout: str, root: Path, placed: PlacedPaths
+    labels: TypedRows,
+    renders: TargetLandmarksLookup,
+    layout: str,
+    root: Path,
+    placed: PlacedPaths,
 ) -> None:
     """Write the finished outputs in a dataset's layout, a subject at a time, and record in
     ``placed`` where each one went.
@@ -228,7 +246,6 @@ def _write_layout(
     label files are per subject, and :func:`.write_layout` orders the items by subject first,
     so the files are those it writes from every row at once.
     """
-    renders = ManifestIndex(renders_path, RENDERS, ["target_ibug68_px"])
     columns = LABELS.names if layout == "flat" else LAYOUT_COLUMNS
     taken, any_landmarks = _check_layout_rows(labels, renders, layout, root, columns)
     subjects = RowGroups(labels, ["subject_id"], columns, where=lambda b: taken[b.index])
@@ -254,7 +271,11 @@ def _place(placed: PlacedPaths, rows: pd.DataFrame, written: list[Written]) -> N
 
 
 def _check_layout_rows(
-    labels: TypedRows, renders: ManifestIndex, layout: str, root: Path, columns: Sequence[str]
+    labels: TypedRows,
+    renders: TargetLandmarksLookup,
+    layout: str,
+    root: Path,
+    columns: Sequence[str],
 ) -> tuple[np.ndarray, bool]:
     """Refuse, before anything is written, a layout over the sources or rows it cannot label
     (the errors, and messages, of a whole read); log the outputs it leaves out.

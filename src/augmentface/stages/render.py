@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 from augmentface.datasets.frames import read_frame
 from augmentface.errors import UpstreamRowError, UsageError
 from augmentface.face import topology as topo
-from augmentface.face.model import FaceModel, identity_au_noise, load_face_model
+from augmentface.face.model import N_MESH_VERTICES, FaceModel, identity_au_noise, load_face_model
 from augmentface.frames import offsets_model_to_image
 from augmentface.manifest import STATUS_OK, read_checked_meta
 from augmentface.manifest_index import KeySet, ManifestIndex
@@ -25,7 +24,7 @@ from augmentface.render.details import (
     detail_weights,
     load_detail_maps,
 )
-from augmentface.render.face_render import render_expression
+from augmentface.render.face_render import RenderedFace, render_expression
 from augmentface.source_check import SOURCE_COLUMNS, check_source, fit_fingerprint
 from augmentface.stages.common import (
     DEFAULT_WORKDIR,
@@ -64,8 +63,6 @@ class RenderConfig:
 
 #: The fits columns a render depends on (besides the target).
 FIT_COLUMNS_USED = (
-    "image_path",
-    "face_index",
     "status",
     "landmarks_px",
     "rotation",
@@ -92,13 +89,13 @@ def detail_choice(
 
 
 def _details_input(
-    maps: DetailMaps | None, model: FaceModel, item: dict[str, Any]
+    maps: DetailMaps | None, model: FaceModel, target: dict[str, Any], fit: dict[str, Any]
 ) -> DetailsInput | None:
     if maps is None:
         return None
     noise = cached("identity AU noise", lambda: identity_au_noise(model.rig.au_numbers))
     weights = detail_weights(
-        maps, model.rig.au_numbers, item["au_intensities"], item["fit_au_signed"], noise
+        maps, model.rig.au_numbers, target["au_intensities"], fit["au_signed"], noise
     )
     return DetailsInput(maps, weights)
 
@@ -118,41 +115,70 @@ def last_frame(image_path: str) -> np.ndarray:
     return held["frame"]
 
 
+def target_delta_px(target: dict[str, Any], fit: dict[str, Any]) -> np.ndarray:
+    """(468, 3) float64: the target's expression change posed into its photo (px)."""
+    return offsets_model_to_image(
+        target["expression_offsets_model_mm"] - fit["expression_offsets_model_mm"],
+        fit["rotation"].astype(np.float64),
+        fit["scale_px_per_mm"],
+    )
+
+
+def target_ibug68_px(target: dict[str, Any], fit: dict[str, Any]) -> np.ndarray:
+    """(68, 2) float64: the iBUG-300W points of the target face in its photo (px), as its
+    render records them (``target_ibug68_px``), without rendering it."""
+    source_px = np.asarray(fit["landmarks_px"], dtype=np.float64)[:N_MESH_VERTICES]
+    return (source_px + target_delta_px(target, fit))[list(topo.IBUG68), :2]
+
+
+def rendered_columns(rendered: RenderedFace) -> dict[str, Any]:
+    """The renders-manifest columns of a render besides its key, file, status and error."""
+    return {
+        "roi_px": np.asarray(rendered.roi),
+        "target_landmarks_px": rendered.target_verts_px,
+        "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
+        "mouth_painted": rendered.mouth_painted,
+    }
+
+
 @dataclass(frozen=True)
-class RenderTask:
-    """render's work on a few target rows (each with its fit's columns, ``fit_``-prefixed)."""
+class FaceRenderer:
+    """Renders one target row on its fit row, in memory: what ``render`` writes as a crop and
+    what ``blend --from-targets`` composites at once. The face model and detail maps are
+    loaded once per process (``cached``)."""
 
     details: str | Path | None
-    out_dir: Path
     landmarker: str  # the bundle the fits were made with (lineage.face_model_of)
 
-    def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
+    def __call__(self, target: dict[str, Any], fit: dict[str, Any] | None) -> RenderedFace:
+        if fit is None or fit["status"] != STATUS_OK:
+            raise UpstreamRowError(
+                f"{target['image_path']}: face {target['face_index']} has no finished fit"
+            )
         model = cached(f"face model {self.landmarker}", lambda: load_face_model(self.landmarker))
         maps = cached(f"detail maps {self.details}", lambda: detail_choice(self.details, model)[0])
-        work = functools.partial(self.render, model=model, maps=maps)
-        return [attempt(work, item, item["image_path"]) for item in items]
-
-    def render(
-        self, item: dict[str, Any], model: FaceModel, maps: DetailMaps | None
-    ) -> list[dict[str, Any]]:
-        if "fit_landmarks_px" not in item:
-            raise UpstreamRowError(
-                f"{item['image_path']}: face {item['face_index']} has no finished fit"
-            )
-        check_source(item["image_path"], fit_fingerprint(item, "fit_"))
-        frame = last_frame(item["image_path"])
-        delta_px = offsets_model_to_image(
-            item["expression_offsets_model_mm"] - item["fit_expression_offsets_model_mm"],
-            item["fit_rotation"].astype(np.float64),
-            item["fit_scale_px_per_mm"],
-        )
-        rendered = render_expression(
-            frame,
-            item["fit_landmarks_px"],
-            delta_px,
+        check_source(target["image_path"], fit_fingerprint(fit))
+        return render_expression(
+            last_frame(target["image_path"]),
+            fit["landmarks_px"],
+            target_delta_px(target, fit),
             model,
-            details=_details_input(maps, model, item),
+            details=_details_input(maps, model, target, fit),
         )
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """render's work on a few target rows (each with its ``fit`` row, or None)."""
+
+    renderer: FaceRenderer
+    out_dir: Path
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> list[Outcome]:
+        return [attempt(self.render, item, item["image_path"]) for item in items]
+
+    def render(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        rendered = self.renderer(item, item["fit"])
         key = {k: item[k] for k in RENDERS.key}
         file = self.out_dir / (sample_name(**key) + SUFFIX)
         # synced with its manifest part (ManifestWriter's synced_column), not one by one
@@ -160,10 +186,7 @@ class RenderTask:
         row = {
             **key,
             "render_path": str(resolved_folder(file.parent) / file.name),
-            "roi_px": np.asarray(rendered.roi),
-            "target_landmarks_px": rendered.target_verts_px,
-            "target_ibug68_px": rendered.target_verts_px[list(topo.IBUG68), :2],
-            "mouth_painted": rendered.mouth_painted,
+            **rendered_columns(rendered),
             "status": "ok",
             "error": None,
         }
@@ -174,58 +197,104 @@ class RenderTask:
 TARGET_COLUMNS_USED = (*RENDERS.key, "status", "expression_offsets_model_mm", "au_intensities")
 
 
-def _render_items(targets_path: Path, fits_path: Path) -> Iterator[dict[str, Any]]:
+def targets_with_fits(
+    targets_path: Path,
+    fits_path: Path,
+    target_columns: Sequence[str] = TARGET_COLUMNS_USED,
+    fit_columns: Sequence[str] = FIT_COLUMNS_USED,
+) -> Iterator[dict[str, Any]]:
     """The ``ok`` target rows, streamed in the targets' order (synth writes a face's targets
-    together, so each photo is decoded once), each with its fit's columns (``fit_``-prefixed;
-    none when the face has no finished fit)."""
-    fits = ManifestIndex(fits_path, FITS, FIT_COLUMNS_USED)
-    for target in ManifestIndex(targets_path, TARGETS, TARGET_COLUMNS_USED).rows():
-        if target["status"] != STATUS_OK:
-            continue
-        fit = fits.get((target["image_path"], target["face_index"]))
-        joined = {k: v for k, v in target.items() if k != "status"}
-        if fit is not None and fit["status"] == STATUS_OK:
-            joined.update({f"fit_{k}": v for k, v in fit.items() if k not in RENDERS.key})
-        yield joined
+    together, so each photo is decoded once), each with its ``fit`` row (None when the face
+    has none)."""
+    fits = ManifestIndex(fits_path, FITS, fit_columns)
+    for target in ManifestIndex(targets_path, TARGETS, target_columns).rows():
+        if target["status"] == STATUS_OK:
+            yield {**target, "fit": fits.get((target["image_path"], target["face_index"]))}
+
+
+class TargetLandmarks:
+    """The ``target_ibug68_px`` of each target row, computed from its target and fit rows
+    (:func:`target_ibug68_px`): what a layout reads of the renders manifest, for outputs
+    blended straight from the targets. ``get(key)`` as :meth:`ManifestIndex.get`."""
+
+    def __init__(self, targets_path: Path, fits_path: Path) -> None:
+        self._targets = ManifestIndex(targets_path, TARGETS, TARGET_COLUMNS_USED)
+        self._fits = ManifestIndex(fits_path, FITS, FIT_COLUMNS_USED)
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        target = self._targets.get(key)
+        fit = None if target is None else self._fits.get(key[:2])
+        if fit is None or fit["status"] != STATUS_OK:
+            return None
+        return {"target_ibug68_px": target_ibug68_px(target, fit)}
 
 
 def _failure_rows(item: dict[str, Any], status: str, message: str) -> list[dict[str, Any]]:
     return [{**{k: item[k] for k in RENDERS.key}, "status": status, "error": message}]
 
 
+@dataclass(frozen=True)
+class RenderInputs:
+    """What a render of the targets at ``targets_path`` reads: its targets' and fits' paths
+    and provenance, the face model the fits were made with, and the parameters that name
+    them all (a change of any starts the rendering stage afresh)."""
+
+    targets_path: Path
+    targets: dict[str, Any]
+    fits_path: Path
+    model: FaceModel
+    renderer: FaceRenderer
+    params: dict[str, Any]
+
+    @classmethod
+    def resolve(cls, targets_path: Path, details: str | Path | None) -> RenderInputs:
+        """Read and check the targets' provenance, their fits' and their face model.
+
+        Raises
+        ------
+        MissingManifestError
+            No targets, or no fits, manifest.
+        UsageError
+            The targets were made with another face model than their fits.
+        """
+        targets = read_checked_meta(
+            targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
+        )
+        fits_path = upstream_path(targets, "fits", targets_path)
+        read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
+        model = face_model_of(fits_path)
+        if targets.get("face_model_id") != model.model_id:
+            raise UsageError(
+                f"{targets_path}: made with face model {targets.get('face_model_id')}, its "
+                f"fits with {model.model_id}; run synth again"
+            )
+        _, details_params = detail_choice(details, model)
+        params = {
+            "targets": str(targets_path.resolve()),
+            # Any change of the upstream rows (a part replaced or added) starts afresh.
+            "targets_digest": file_digest(targets_path),
+            "fits_digest": file_digest(fits_path),
+            **details_params,
+        }
+        renderer = FaceRenderer(details, str(model.landmarker_path))
+        return cls(targets_path, targets, fits_path, model, renderer, params)
+
+
 def run_render(config: RenderConfig | None = None) -> StageReport:
     """Render every target row; write crops to ``<workdir>/renders/`` and ``renders.parquet``."""
     config = config or RenderConfig()
     workdir = Path(config.workdir)
-    targets_path = Path(config.targets or workdir / TARGETS_FILE)
-    targets = read_checked_meta(
-        targets_path, TARGETS, run_first="augmentface synth-au or augmentface synth-va"
-    )
-    fits_path = upstream_path(targets, "fits", targets_path)
-    read_checked_meta(fits_path, FITS, run_first=FIT_FIRST)
-    model = face_model_of(fits_path)
-    if targets.get("face_model_id") != model.model_id:
-        raise UsageError(
-            f"{targets_path}: made with face model {targets.get('face_model_id')}, its fits "
-            f"with {model.model_id}; run synth again"
-        )
-    _, details_params = detail_choice(config.details, model)
-    params = {
-        "targets": str(targets_path.resolve()),
-        # Any change of the upstream rows (a part replaced or added) starts render afresh.
-        "targets_digest": file_digest(targets_path),
-        "fits_digest": file_digest(fits_path),
-        "crop_format": SUFFIX,
-        **details_params,
-    }
+    inputs = RenderInputs.resolve(Path(config.targets or workdir / TARGETS_FILE), config.details)
+    targets_path, fits_path, model = inputs.targets_path, inputs.fits_path, inputs.model
+    params = {**inputs.params, "crop_format": SUFFIX}
     stage = Stage(
         name="render",
         schema=RENDERS,
         path=workdir / RENDERS_FILE,
         params=params,
-        seed=targets.get("seed"),
+        seed=inputs.targets.get("seed"),
         face_model_id=model.model_id,
-        task=RenderTask(config.details, workdir / RENDERS_DIR, str(model.landmarker_path)),
+        task=RenderTask(inputs.renderer, workdir / RENDERS_DIR),
         image_of=lambda item: item["image_path"],
         resume_key=lambda item: tuple(item[k] for k in RENDERS.key),
         failure_rows=_failure_rows,
@@ -234,5 +303,5 @@ def run_render(config: RenderConfig | None = None) -> StageReport:
         rows_per_task=64,  # ~10 ms an item: about 0.6 s a task
     )
     total = len(KeySet(targets_path, TARGETS))  # the ok targets
-    items = _render_items(targets_path, fits_path)
+    items = targets_with_fits(targets_path, fits_path)
     return run_stage(stage, items, config.execution, config.quiet, total=total)
