@@ -207,7 +207,9 @@ def targets_with_fits(
     together, so each photo is decoded once), each with its ``fit`` row (None when the face
     has none)."""
     fits = ManifestIndex(fits_path, FITS, fit_columns)
-    for target in ManifestIndex(targets_path, TARGETS, target_columns).rows():
+    # streamed in order: one decoded part at a time (the fits are looked up at random)
+    streamed = ManifestIndex(targets_path, TARGETS, target_columns, cached_parts=1)
+    for target in streamed.rows():
         if target["status"] == STATUS_OK:
             yield {**target, "fit": fits.get((target["image_path"], target["face_index"]))}
 
