@@ -1,12 +1,12 @@
 """Backward-mapping mesh warp: re-render a deformed face mesh with texture from the source photo.
 
 The deformed (target) mesh is rasterised into a triangle-ID buffer with the painter's algorithm
-(``cv2.fillConvexPoly`` far-to-near: ~0.7 ms for the ~900 triangles of the astronaut's 118x139
-face in her 512x512 photo, where a NumPy z-buffer costs ~90 ms; each call's ~0.5 us in
-OpenCV's binding is most of it). Every covered target pixel gets barycentric weights in its target
-triangle; the same weights applied to the source triangle give the source position to sample,
-and one ``cv2.remap`` does the sampling. All buffers cover only the region of interest (the
-mesh's bounding box), so a 300 px face in a 4000x3000 photo costs no full-frame work.
+(far-to-near, compiled: :mod:`augmentface.render.triangle_fill`, ~0.05 ms for the ~900
+triangles of the astronaut's 118x139 face in her 512x512 photo). Every covered target pixel
+gets barycentric weights in its target triangle; the same weights applied to the source
+triangle give the source position to sample, and one ``cv2.remap`` does the sampling. All
+buffers cover only the region of interest (the mesh's bounding box), so a 300 px face in a
+4000x3000 photo costs no full-frame work.
 
 Coordinates are pixels with pixel centres at integer ``(x, y)``; ``verts_px[:, 0]`` is ``x``
 (column), ``verts_px[:, 1]`` is ``y`` (row).
@@ -14,16 +14,11 @@ Coordinates are pixels with pixel centres at integer ``(x, y)``; ``verts_px[:, 0
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-from itertools import repeat, starmap
 
 import cv2
 import numpy as np
 
-# fillConvexPoly takes fixed-point vertices with this many fractional bits (1/16 px), so the
-# rasterised edges follow the float mesh instead of snapping to whole pixels.
-_SUBPIXEL_BITS = 4
 # Below this |signed area| (px²) a target triangle is a degenerate sliver: its inverse affine map
 # explodes and its texture would be sampled from arbitrarily far away.
 _MIN_AREA_PX2 = 0.05
@@ -85,25 +80,20 @@ def triangle_id_buffer(
     np.ndarray
         (H, W) int32. Index of the nearest triangle covering each pixel centre, -1 where none.
     """
+    from augmentface.render.triangle_fill import fill_triangle_ids  # compiles on first use
+
     ids = np.full(shape, -1, dtype=np.int32)
     mean_depth_px = depth_px[triangles].mean(axis=1)
     # Far-to-near so nearer triangles overwrite farther ones; stable so ties draw in index order.
     order = np.argsort(-mean_depth_px, kind="stable")
     if skip is not None:
         order = order[~skip[order]]
-    corners_fixed = np.round(verts_px[triangles[order]] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    # One call per triangle, far to near, iterated in C (starmap) with one (3, 2) view per
-    # triangle made up front and positional arguments: a Python loop's own cost was about half
-    # of fillConvexPoly's (~2 µs a call on a small face). The ids go in as floats, which
-    # OpenCV's binding takes ~5 % faster than ints and rounds back to the same int32 values.
-    calls = zip(
-        repeat(ids),
-        list(corners_fixed),
-        order.astype(np.float64).tolist(),
-        repeat(cv2.LINE_8),
-        repeat(_SUBPIXEL_BITS),
+    fill_triangle_ids(
+        ids,
+        np.ascontiguousarray(verts_px[:, :2], dtype=np.float64),
+        np.ascontiguousarray(triangles, dtype=np.intp),
+        order.astype(np.intp, copy=False),
     )
-    deque(starmap(cv2.fillConvexPoly, calls), maxlen=0)
     return ids
 
 
