@@ -23,6 +23,7 @@ from augmentface.render.blur import gaussian_blur
 from augmentface.render.detail_maps import builtin_detail_maps
 from augmentface.render.details import DetailsInput, apply_details
 from augmentface.render.eyes import sclera_rgb
+from augmentface.render.kernels import piecewise_affine_maps
 from augmentface.render.mouth import mouth_opening_px, mouth_openings_px
 from augmentface.render.rasterize import triangle_id_buffer
 from augmentface.render.skin import cheek_skin_rgb
@@ -333,7 +334,7 @@ def _opencv_id_buffer(verts_px, depth_px, triangles, shape, skip):
 
 
 def _rule_id_buffer(verts_px, depth_px, triangles, shape, skip):
-    """triangle_fill's coverage rule in NumPy, over the whole buffer for every triangle."""
+    """fill_triangle_ids's coverage rule in NumPy: the whole buffer, every triangle."""
     ids = np.full(shape, -1, dtype=np.int32)
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     order = np.argsort(-depth_px[triangles].mean(axis=1), kind="stable")
@@ -384,3 +385,19 @@ def test_id_buffer_covers_what_opencv_fills(model, face) -> None:
     covered = opencv >= 0
     assert ((got >= 0) != covered).sum() <= 0.002 * covered.sum()
     assert (got == opencv)[covered].mean() > 0.9
+
+
+def test_compiled_remap_maps_are_numpys_to_the_bit() -> None:
+    rng = np.random.default_rng(5)
+    to_src = rng.normal(0, 500, (2, 3, 301)).astype(np.float32)
+    ids = rng.integers(-1, 300, (47, 61)).astype(np.int32)
+    got = piecewise_affine_maps(ids, to_src)
+    entry = np.where(ids >= 0, ids, 300)
+    cols = np.arange(61, dtype=np.float32)[None, :]
+    rows = np.arange(47, dtype=np.float32)[:, None]
+    for d in (0, 1):
+        coeff = to_src[d]
+        expected = coeff[0].take(entry) * cols + coeff[1].take(entry) * rows
+        expected += coeff[2].take(entry)
+        assert got[d].dtype == np.float32
+        np.testing.assert_array_equal(got[d], expected)

@@ -673,6 +673,10 @@ def _is_null(value: Any) -> bool:
     """True for None and scalar NaN/NA (pandas turns None into NaN in some operations)."""
     if value is None:
         return True
+    if isinstance(value, float):  # the common cells first: pandas' checks cost ~1 µs a cell
+        return value != value
+    if isinstance(value, (str, bool, int, np.ndarray)):
+        return False
     return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 

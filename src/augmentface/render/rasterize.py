@@ -1,7 +1,7 @@
 """Backward-mapping mesh warp: re-render a deformed face mesh with texture from the source photo.
 
 The deformed (target) mesh is rasterised into a triangle-ID buffer with the painter's algorithm
-(far-to-near, compiled: :mod:`augmentface.render.triangle_fill`, ~0.05 ms for the ~900
+(far-to-near, compiled: :mod:`augmentface.render.kernels`, ~0.05 ms for the ~900
 triangles of the astronaut's 118x139 face in her 512x512 photo). Every covered target pixel
 gets barycentric weights in its target triangle; the same weights applied to the source
 triangle give the source position to sample, and one ``cv2.remap`` does the sampling. All
@@ -80,7 +80,7 @@ def triangle_id_buffer(
     np.ndarray
         (H, W) int32. Index of the nearest triangle covering each pixel centre, -1 where none.
     """
-    from augmentface.render.triangle_fill import fill_triangle_ids  # compiles on first use
+    from augmentface.render.kernels import fill_triangle_ids  # compiles on first use
 
     ids = np.full(shape, -1, dtype=np.int32)
     mean_depth_px = depth_px[triangles].mean(axis=1)
@@ -236,11 +236,13 @@ def _source_maps_px(
 
     Each target triangle's barycentric map composed with its source corners is one affine map
     from a roi pixel to the source position (the barycentric combination of the source
-    corners), so the maps are evaluated for the whole roi with six table look-ups and no
-    scatter. Uncovered pixels use an extra identity entry: integer pixel centres remap
-    exactly, so they keep the source pixels unchanged.
+    corners), so the maps are evaluated for the whole roi in one compiled pass
+    (:func:`.piecewise_affine_maps`). Uncovered pixels use an extra identity entry: integer
+    pixel centres remap exactly, so they keep the source pixels unchanged.
     """
-    x0, y0, x1, y1 = roi
+    from augmentface.render.kernels import piecewise_affine_maps  # compiles on first use
+
+    x0, y0 = roi[:2]
     # to_src[t, d] = sum_k src_corner[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
     # of this shape costs twice as much), in float32 (it keeps 1/1000 px at 4000 px, far finer
     # than remap's 1/32 px interpolation grid), with an identity entry for uncovered pixels.
@@ -249,20 +251,7 @@ def _source_maps_px(
     for d, corner in enumerate(_corner_coordinates(src_verts_px, triangles)):
         to_src[d, :, :-1] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3)).T
     to_src[:, :, -1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
-    # intp once: take() converts int32 indices on every call, a third of its time on big rois.
-    entry = np.where(ids >= 0, ids, len(triangles)).astype(np.intp)
-    cols = np.arange(x1 - x0, dtype=np.float32)[None, :]
-    rows = np.arange(y1 - y0, dtype=np.float32)[:, None]
-    maps = []
-    for coeff_x, coeff_y, coeff_1 in to_src:  # contiguous 1-D takes, in place: big rois
-        source = coeff_x.take(entry)
-        source *= cols
-        term = coeff_y.take(entry)
-        term *= rows
-        source += term
-        source += coeff_1.take(entry)
-        maps.append(source)
-    return maps[0], maps[1]
+    return piecewise_affine_maps(ids, to_src)
 
 
 def warp_mesh(

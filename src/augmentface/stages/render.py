@@ -149,6 +149,12 @@ class FaceRenderer:
 
     details: str | Path | None
     landmarker: str  # the bundle the fits were made with (lineage.face_model_of)
+    details_sha256: str | None = None  # the maps' digest: a changed file is loaded afresh
+
+    @property
+    def maps_key(self) -> str:
+        """The name of this renderer's detail maps among the process's cached models."""
+        return f"detail maps {self.details} {self.details_sha256} {self.landmarker}"
 
     def __call__(self, target: dict[str, Any], fit: dict[str, Any] | None) -> RenderedFace:
         if fit is None or fit["status"] != STATUS_OK:
@@ -156,7 +162,7 @@ class FaceRenderer:
                 f"{target['image_path']}: face {target['face_index']} has no finished fit"
             )
         model = cached(f"face model {self.landmarker}", lambda: load_face_model(self.landmarker))
-        maps = cached(f"detail maps {self.details}", lambda: detail_choice(self.details, model)[0])
+        maps = cached(self.maps_key, lambda: detail_choice(self.details, model)[0])
         check_source(target["image_path"], fit_fingerprint(fit))
         return render_expression(
             last_frame(target["image_path"]),
@@ -270,7 +276,11 @@ class RenderInputs:
                 f"{targets_path}: made with face model {targets.get('face_model_id')}, its "
                 f"fits with {model.model_id}; run synth again"
             )
-        _, details_params = detail_choice(details, model)
+        maps, details_params = detail_choice(details, model)
+        renderer = FaceRenderer(
+            details, str(model.landmarker_path), details_params["details_sha256"]
+        )
+        cached(renderer.maps_key, lambda: maps)  # a renderer in this process: built once
         params = {
             "targets": str(targets_path.resolve()),
             # Any change of the upstream rows (a part replaced or added) starts afresh.
@@ -278,7 +288,6 @@ class RenderInputs:
             "fits_digest": file_digest(fits_path),
             **details_params,
         }
-        renderer = FaceRenderer(details, str(model.landmarker_path))
         return cls(targets_path, targets, fits_path, model, renderer, params)
 
 
