@@ -294,7 +294,7 @@ def bench_pipeline(path: Path, scratch: Path) -> dict:
         [inputs], targets, PipelineConfig(workdir=scratch / "pipeline_work", quiet=True)
     )
     seconds = time.perf_counter() - start
-    outputs = reports[-1].done if len(reports) == 4 else 0
+    outputs = reports[-1].done if reports[-1].stage == "blend" else 0
     return {
         "images": PIPELINE_COPIES,
         "targets": len(targets),
