@@ -70,7 +70,7 @@ NoDetails = Annotated[
 ]
 
 
-def detail_choice(details: Path | None, no_details: bool) -> str | Path | None:
+def details_option(details: Path | None, no_details: bool) -> str | Path | None:
     """``--details`` / ``--no-details``: the maps' path, the built-in maps, or None."""
     if details is not None and no_details:
         raise typer.BadParameter("give --details or --no-details, not both", param_hint="--details")
@@ -181,7 +181,7 @@ def render(
         workdir=workdir,
         targets=targets,
         quiet=quiet,
-        details=detail_choice(details, no_details),
+        details=details_option(details, no_details),
         execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
     )
     finish([run_or_exit(run_render, config)], quiet, allow_failures)
@@ -203,7 +203,8 @@ def blend(
         typer.Option(
             "--from-targets",
             help="Render each of synth's targets in this pass and blend it at once, instead "
-            "of reading render's crops: one command, no crop files, about a third faster. "
+            "of reading render's crops: one command, and no crop to write, compress and "
+            "read again. "
             "`evaluate` then re-renders what it measures.",
         ),
     ] = False,
@@ -245,7 +246,7 @@ def blend(
         BlendConfig,
         from_targets=from_targets,
         targets=targets,
-        details=detail_choice(details, no_details),
+        details=details_option(details, no_details),
         execution=execution_options(workers, scheduler, cluster, shard, worker_lifetime),
         layout=layout,
         layout_root=layout_root,
