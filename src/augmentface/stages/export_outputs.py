@@ -36,7 +36,7 @@ from augmentface.datasets.layout_writers import (
 from augmentface.datasets.layouts import LAYOUTS
 from augmentface.errors import UsageError
 from augmentface.imageio import read_image
-from augmentface.manifest import read_meta, write_manifest
+from augmentface.manifest import write_manifest
 from augmentface.manifest_groups import RowGroups, TypedRows, csv_appender, write_csv
 from augmentface.manifest_index import ManifestIndex
 from augmentface.manifest_parts import (
@@ -47,7 +47,7 @@ from augmentface.manifest_parts import (
     write_part,
 )
 from augmentface.stages.common import DEFAULT_WORKDIR, LABELS_FILE, OUTPUT_DIR, log, sample_name
-from augmentface.stages.lineage import upstream_path
+from augmentface.stages.lineage import find_upstream, upstream_path
 from augmentface.stages.render import TargetLandmarks
 from augmentface.stages.schemas import AU_NAMES, LABELS, RENDERS
 from augmentface.video import write_video
@@ -216,7 +216,7 @@ def _target_landmarks(meta: dict[str, Any], path: Path) -> TargetLandmarksLookup
         renders = upstream_path(meta, "renders", path)
         return ManifestIndex(renders, RENDERS, ["target_ibug68_px"])
     targets = upstream_path(meta, "targets", path)
-    return TargetLandmarks(targets, upstream_path(read_meta(targets), "fits", targets))
+    return TargetLandmarks(targets, find_upstream(meta, path, "fits"))
 
 
 def _as_layout_rows(batch: pd.DataFrame, renders: TargetLandmarksLookup) -> pd.DataFrame:
