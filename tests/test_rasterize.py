@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 from scipy.spatial import Delaunay
 
+from augmentface.render.kernels import source_affines
 from augmentface.render.rasterize import (
     MeshWarp,
+    _barycentric_affines,
     barycentric_at,
     folded_triangles,
+    signed_areas_px2,
     triangle_id_buffer,
     warp_mesh,
 )
@@ -206,3 +209,40 @@ def test_mesh_outside_the_image_is_an_error() -> None:
         warp_mesh(
             np.zeros((50, 50, 3), np.uint8), verts_px, verts_px, np.zeros(len(verts_px)), triangles
         )
+
+
+def _numpy_barycentric_affines(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """The barycentric maps as NumPy expressions over all triangles at once (the compiled
+    loop's twin)."""
+    (ax, bx, cx), (ay, by, cy) = (verts_px[:, d].take(triangles.T) for d in (0, 1))
+    abx, aby, acx, acy = bx - ax, by - ay, cx - ax, cy - ay
+    det = abx * acy - aby * acx
+    inv_det = np.divide(1.0, det, out=np.zeros_like(det), where=det != 0.0)
+    maps = np.empty((len(triangles), 3, 3))
+    maps[:, 1, 0], maps[:, 1, 1] = acy * inv_det, -acx * inv_det
+    maps[:, 2, 0], maps[:, 2, 1] = -aby * inv_det, abx * inv_det
+    maps[:, 1:, 2] = -(maps[:, 1:, 0] * ax[:, None] + maps[:, 1:, 1] * ay[:, None])
+    maps[:, 0] = -maps[:, 1] - maps[:, 2]
+    maps[:, 0, 2] += 1.0
+    return maps
+
+
+def test_compiled_triangle_tables_are_numpys_to_the_bit() -> None:
+    verts_px, triangles = _disc_mesh((80.0, 70.0), 60.0)
+    rng = np.random.default_rng(4)
+    moved_px = verts_px + rng.normal(0, 3.0, verts_px.shape)
+    triangles = np.vstack([triangles, [[0, 0, 1]]])  # a degenerate one: all weight on corner 0
+
+    maps = _barycentric_affines(moved_px, triangles)
+    np.testing.assert_array_equal(maps, _numpy_barycentric_affines(moved_px, triangles))
+    np.testing.assert_array_equal(maps[-1], [[0, 0, 1], [0, 0, 0], [0, 0, 0]])
+    (ax, bx, cx), (ay, by, cy) = (moved_px[:, d].take(triangles.T) for d in (0, 1))
+    areas = 0.5 * ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+    np.testing.assert_array_equal(signed_areas_px2(moved_px, triangles), areas)
+    # The source affines: the barycentric maps composed with the source corners, in float32,
+    # and the identity shifted to the roi's corner for pixels of no triangle.
+    to_src = source_affines(verts_px, triangles.astype(np.intp), maps, 7.0, 9.0)
+    corners = verts_px[triangles]  # (T, 3, 2)
+    expected = sum(corners[:, k, :, None] * maps[:, k, None, :] for k in range(3))
+    np.testing.assert_array_equal(to_src[:, :, :-1], expected.transpose(1, 2, 0).astype(np.float32))
+    np.testing.assert_array_equal(to_src[:, :, -1], [[1, 0, 7], [0, 1, 9]])

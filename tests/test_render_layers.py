@@ -14,9 +14,10 @@ import pytest
 
 from augmentface.face import topology as topo
 from augmentface.face.model import N_MESH_VERTICES
-from augmentface.render.eyes import paint_eyes, sclera_rgb
+from augmentface.render.eyes import _percentile, paint_eyes, sclera_rgb
 from augmentface.render.face_render import render_expression
 from augmentface.render.mouth import keeps_teeth_still, mouth_opening_px, paint_mouth
+from augmentface.render.skin import median_rgb
 from augmentface.render.warp import warp_face
 
 EYES = (topo.LEFT_EYE, topo.RIGHT_EYE)
@@ -205,3 +206,15 @@ def test_sclera_is_white_even_where_little_of_it_shows():
     iris, lit_white = np.tile([40.0, 30.0, 25.0], (50, 1)), np.tile([235.0, 230.0, 226.0], (60, 1))
     seen = np.vstack([iris, lit_white])
     np.testing.assert_allclose(sclera_rgb(seen, skin), [235.0, 230.0, 226.0], atol=3)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 6, 7, 200, 201])
+def test_colour_statistics_are_numpys_to_the_bit(count: int) -> None:
+    # The layers' median and percentile by partition give np.median's and np.percentile's
+    # values exactly, ties and even counts included.
+    rng = np.random.default_rng(count)
+    for pixels in (rng.integers(0, 256, (count, 3), np.uint8), rng.normal(120, 40, (count, 3))):
+        np.testing.assert_array_equal(median_rgb(pixels), np.median(pixels.astype(float), 0))
+        brightness = pixels.astype(float) @ [0.299, 0.587, 0.114]
+        for share in (0.0, 0.25, 0.6, 0.99, 1.0):
+            assert _percentile(brightness, share) == np.percentile(brightness, 100 * share)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from augmentface.face import topology as topo
-from augmentface.render.skin import cheek_skin_rgb
+from augmentface.render.skin import cheek_skin_rgb, median_rgb
 
 #: The cavity is painted when the target opening exceeds the source's by this many pixels and
 #: by this factor: stretching a source's own teeth further than that looks like a grimace.
@@ -170,10 +170,6 @@ def _lower_arc(count: int, upper_count: int) -> np.ndarray:
     return np.r_[upper_count - 1 : count, 0]
 
 
-#: Half-integer steps of the 64 places across the mouth where the opening is measured.
-_OPENING_STEPS = np.arange(64) + 0.5
-
-
 def mouth_opening_px(polygon_px: np.ndarray, upper_count: int) -> float:
     """Mean gap between the upper and lower inner-lip arcs, px.
 
@@ -198,61 +194,18 @@ def mouth_opening_px(polygon_px: np.ndarray, upper_count: int) -> float:
 def mouth_openings_px(polygons_px: np.ndarray, upper_count: int) -> np.ndarray:
     """:func:`mouth_opening_px` of several loops of one length at once: (B,) float64, px.
 
-    ``polygons_px`` is (B, K, 2); a render measures its two eyes' and its lips' openings in
-    the source and the target, and one NumPy pass over all of them costs about what one loop
-    alone did (per-call overhead dominates at 16–20 points).
+    ``polygons_px`` is (B, K, 2). A render measures its two eyes' and its lips' openings in
+    the source and the target, several times over: the loop is compiled
+    (:func:`augmentface.render.kernels.loop_openings_px`), a few microseconds a call where
+    NumPy's per-call overhead at 16-20 points cost ~0.05 ms.
     """
-    polygons_px = np.asarray(polygons_px, dtype=np.float64)
+    from augmentface.render.kernels import loop_openings_px  # compiles on first use
+
+    polygons_px = np.ascontiguousarray(polygons_px, dtype=np.float64)
     size = polygons_px.shape[1]
     if not 2 <= upper_count < size:
         raise ValueError(f"upper_count {upper_count} must be in [2, {size})")
-    # The mouth frame of each loop (_mouth_frame): u along the corner-to-corner chord, v across
-    # it, down the image.
-    offset_px = polygons_px - polygons_px[:, :1]
-    chord_px = offset_px[:, upper_count - 1]
-    width_px = np.sqrt((chord_px * chord_px).sum(axis=1))
-    axis = chord_px / np.maximum(width_px, 1e-9)[:, None]
-    # The normal (-ay, ax), turned to point down the image (_mouth_frame's rule).
-    down = (axis[:, 0] > 0) | ((axis[:, 0] == 0) & (axis[:, 1] <= 0))
-    sign = np.where(down, 1.0, -1.0)
-    u_px = (offset_px * axis[:, None]).sum(axis=2)
-    v_px = (offset_px[..., 1] * axis[:, 0, None] - offset_px[..., 0] * axis[:, 1, None]) * sign[
-        :, None
-    ]
-    samples_px = _OPENING_STEPS * (width_px / 64)[:, None]  # midpoints: an unbiased mean
-    lower = _lower_arc(size, upper_count)
-    if len(lower) == upper_count:  # both arcs in one pass (the lips' and the eyes' loops)
-        rows = len(polygons_px)
-        arcs = _interp_rows(
-            np.concatenate([samples_px, samples_px]),
-            np.concatenate([u_px[:, :upper_count], u_px[:, lower]]),
-            np.concatenate([v_px[:, :upper_count], v_px[:, lower]]),
-        )
-        top, bottom = arcs[:rows], arcs[rows:]
-    else:
-        top = _interp_rows(samples_px, u_px[:, :upper_count], v_px[:, :upper_count])
-        bottom = _interp_rows(samples_px, u_px[:, lower], v_px[:, lower])
-    return np.maximum(bottom - top, 0.0).sum(axis=1) / 64
-
-
-def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """``np.interp(x[b], xp[b], fp[b])`` for every row b, with ``xp`` unsorted, in one call.
-
-    Each row's points are sorted and the rows laid end to end along one axis, each shifted
-    past the one before, so that one np.interp serves all; beyond a row's ends its end values
-    hold, as np.interp's do.
-    """
-    rows, size = xp.shape
-    order = np.argsort(xp, axis=1, kind="stable")
-    order += np.arange(0, rows * size, size)[:, None]
-    xp, fp = xp.take(order), fp.take(order)
-    first, last = xp[:, :1], xp[:, -1:]
-    if rows == 1:
-        return np.interp(x[0], xp[0], fp[0])[None]
-    span = max(float(last.max()), float(x.max())) - min(float(first.min()), float(x.min())) + 1
-    shift = np.arange(rows)[:, None] * span
-    inner = np.interp(x + shift, (xp + shift).ravel(), fp.ravel()).reshape(x.shape)
-    return np.where(x < first, fp[:, :1], np.where(x > last, fp[:, -1:], inner))
+    return loop_openings_px(polygons_px, upper_count)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -770,7 +723,7 @@ def _lip_rgb(image_rgb: np.ndarray, verts_px: np.ndarray) -> np.ndarray:
     h, w = image_rgb.shape[:2]
     xs = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
     ys = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
-    return np.median(image_rgb[ys, xs].astype(np.float64), axis=0)
+    return median_rgb(image_rgb[ys, xs])
 
 
 def _share_inside(polygon_px: np.ndarray, outer_px: np.ndarray) -> float:

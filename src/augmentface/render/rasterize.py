@@ -109,21 +109,9 @@ def _barycentric_affines(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndar
     np.ndarray
         (T, 3, 3) float64. ``weights = maps[t] @ (x, y, 1)``.
     """
-    (ax, bx, cx), (ay, by, cy) = _corner_coordinates(verts_px, triangles)
-    abx, aby = bx - ax, by - ay
-    acx, acy = cx - ax, cy - ay
-    det = abx * acy - aby * acx
-    inv_det = np.divide(1.0, det, out=np.zeros_like(det), where=det != 0.0)
-    maps = np.empty((len(triangles), 3, 3))
-    # Inverse of the 2x2 edge matrix [ab ac]: its rows give the weights of vertices 1 and 2.
-    maps[:, 1, 0] = acy * inv_det
-    maps[:, 1, 1] = -acx * inv_det
-    maps[:, 2, 0] = -aby * inv_det
-    maps[:, 2, 1] = abx * inv_det
-    maps[:, 1:, 2] = -(maps[:, 1:, 0] * ax[:, None] + maps[:, 1:, 1] * ay[:, None])
-    maps[:, 0] = -maps[:, 1] - maps[:, 2]
-    maps[:, 0, 2] += 1.0
-    return maps
+    from augmentface.render.kernels import barycentric_affines  # compiles on first use
+
+    return barycentric_affines(*_kernel_mesh(verts_px, triangles))
 
 
 def barycentric_at(
@@ -165,24 +153,20 @@ def barycentric_at(
     return rows, cols, tri, bary
 
 
-def _corner_coordinates(
-    verts_px: np.ndarray, triangles: np.ndarray
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """((x_a, x_b, x_c), (y_a, y_b, y_c)): each (T,) float64, the triangles' corner coordinates.
-
-    Six 1-D takes: a (T, 3, 2) fancy gather costs several times as much.
-    """
-    x = np.ascontiguousarray(verts_px[:, 0], dtype=np.float64)
-    y = np.ascontiguousarray(verts_px[:, 1], dtype=np.float64)
-    corners = [triangles[:, k] for k in range(3)]
-    return tuple(x.take(c) for c in corners), tuple(y.take(c) for c in corners)
-
-
 def signed_areas_px2(verts_px: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(T,) float64 signed triangle areas in px² (sign gives the winding in image axes)."""
-    (ax, bx, cx), (ay, by, cy) = _corner_coordinates(verts_px, triangles)
-    cross = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-    return 0.5 * cross
+    from augmentface.render.kernels import signed_areas_px2 as compiled  # compiles on first use
+
+    return compiled(*_kernel_mesh(verts_px, triangles))
+
+
+def _kernel_mesh(verts_px: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) float64 ``(x, y)`` and (T, 3) intp triangles, contiguous, as the kernels take
+    them (no copy when they already are)."""
+    return (
+        np.ascontiguousarray(np.asarray(verts_px)[:, :2], dtype=np.float64),
+        np.ascontiguousarray(triangles, dtype=np.intp),
+    )
 
 
 def folded_triangles(
@@ -240,17 +224,11 @@ def _source_maps_px(
     (:func:`.piecewise_affine_maps`). Uncovered pixels use an extra identity entry: integer
     pixel centres remap exactly, so they keep the source pixels unchanged.
     """
-    from augmentface.render.kernels import piecewise_affine_maps  # compiles on first use
+    from augmentface.render.kernels import piecewise_affine_maps, source_affines
 
-    x0, y0 = roi[:2]
-    # to_src[t, d] = sum_k src_corner[t, k, d] * dst_bary_maps[t, k] (written out: an einsum
-    # of this shape costs twice as much), in float32 (it keeps 1/1000 px at 4000 px, far finer
-    # than remap's 1/32 px interpolation grid), with an identity entry for uncovered pixels.
-    # Row 3 d + j of the table holds coefficient j (of x, y, 1) of source coordinate d.
-    to_src = np.empty((2, 3, len(triangles) + 1), np.float32)
-    for d, corner in enumerate(_corner_coordinates(src_verts_px, triangles)):
-        to_src[d, :, :-1] = sum(corner[k][:, None] * dst_bary_maps[:, k] for k in range(3)).T
-    to_src[:, :, -1] = ((1.0, 0.0, x0), (0.0, 1.0, y0))
+    # to_src in float32: it keeps 1/1000 px at 4000 px, far finer than remap's 1/32 px grid.
+    x0, y0 = float(roi[0]), float(roi[1])
+    to_src = source_affines(*_kernel_mesh(src_verts_px, triangles), dst_bary_maps, x0, y0)
     return piecewise_affine_maps(ids, to_src)
 
 
