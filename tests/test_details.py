@@ -1,6 +1,7 @@
 """The expression-detail layer (augmentface.render.details): built-in maps confined to their
 regions with the right sign, the layer off when not asked for, learned maps recovered from a
-dataset whose frames carry planted ones, and refused for another face model.
+dataset whose frames carry planted ones, and refused for another face model; the compiled
+shading held against the NumPy computation it replaced, and its sampler against ``cv2.remap``.
 
 The planted maps are smooth dips with a lighter shoulder, one place per AU, drawn here in UV
 space; the frames are the layer's own output at the labelled intensities, so what the test asks
@@ -18,22 +19,27 @@ from augmentface.cli import app
 from augmentface.errors import UsageError
 from augmentface.expression.source_residual import IDENTITY_MARGIN
 from augmentface.face.model import N_MESH_VERTICES, identity_au_noise
+from augmentface.render import details as details_module
+from augmentface.render.blur import gaussian_blur
 from augmentface.render.detail_maps import (
     BUILTIN_AUS,
     builtin_detail_maps,
     detail_region_triangles,
 )
 from augmentface.render.details import (
+    MIN_WEIGHT,
+    RELIEF_SIGMA_UV,
     DetailMaps,
     DetailsInput,
     apply_details,
     detail_weights,
     load_detail_maps,
+    sample_points,
     save_detail_maps,
     uv_texels,
 )
 from augmentface.render.face_render import render_expression
-from augmentface.render.rasterize import triangle_id_buffer
+from augmentface.render.rasterize import _barycentric_affines, triangle_id_buffer
 from augmentface.stages.render import RenderConfig, run_render
 from tests.dataset_trees import DISFA_AUS, build_disfa
 
@@ -245,3 +251,121 @@ def test_learned_maps_recover_planted_ones(tmp_path, model, astronaut, landmarke
         load_detail_maps(other, model)
     refused = runner.invoke(app, ["render", "--details", str(other), "-q"])
     assert refused.exit_code == 2 and "face model" in refused.output
+
+
+def _apply_details_reference(crop, mesh, roi, model, details):
+    """apply_details as NumPy computed it before its compiled loops: every skin triangle's
+    pixels gathered, their texel positions, ``cv2.remap`` of the weighted map sums, the
+    relief clip of the negative weights at the lifted pixels, ``exp`` and rounding."""
+    maps = details.maps
+    weights = np.asarray(details.weights, dtype=np.float32)
+    weights = np.where(np.abs(weights) >= MIN_WEIGHT, weights, np.float32(0))
+    local_px = mesh[:, :2] - roi[:2]
+    triangles = model.triangles
+    ids = triangle_id_buffer(local_px, mesh[:, 2], triangles, crop.shape[:2])
+    px_per_uv = details_module._px_per_uv(local_px, model)
+    level = min(max(round(np.log2(maps.size / px_per_uv)), 0), len(maps.pyramid) - 1)
+    layer = maps.pyramid[level]
+    corners = model.mesh.uv[triangles] * layer.shape[1] - 0.5  # (T, 3, 2) texels
+    bary_maps = _barycentric_affines(local_px, triangles)
+    to_texel = sum(corners[:, k, :, None] * bary_maps[:, k, None, :] for k in range(3))
+    skin = np.r_[model.topology.skin_triangles, False]
+    flat = np.flatnonzero(skin.take(np.minimum(ids, len(triangles))))
+    tri = ids.ravel().take(flat)
+    rows, cols = np.divmod(flat, ids.shape[1])
+    coeffs = to_texel.reshape(-1, 6).take(tri, axis=0)
+    points = np.empty((len(tri), 2), np.float32)
+    for d in (0, 1):
+        points[:, d] = coeffs[:, 3 * d] * cols + coeffs[:, 3 * d + 1] * rows + coeffs[:, 3 * d + 2]
+
+    def weighted_sum(chosen):
+        out = weights[chosen[0]] * layer[chosen[0]]
+        for k in chosen[1:]:
+            out += weights[k] * layer[k]
+        return out
+
+    deepen, flatten = np.flatnonzero(weights > 0), np.flatnonzero(weights < 0)
+    log_ratio = np.zeros(len(points), np.float32)
+    if deepen.size:
+        log_ratio += sample_points(weighted_sum(deepen), points)
+    if flatten.size:
+        lift = sample_points(weighted_sum(flatten), points)
+        lifted = np.flatnonzero(lift)
+        if lifted.size:
+            relief = _relief_reference(
+                crop, rows[lifted], cols[lifted], RELIEF_SIGMA_UV * px_per_uv
+            )
+            log_ratio[lifted] += np.clip(
+                lift[lifted], np.minimum(relief, 0), np.maximum(-relief, 0)
+            )
+    shaded = log_ratio != 0
+    flat = flat[shaded]
+    out = crop.copy()
+    gain = np.exp(log_ratio[shaded])[:, None]
+    pixels = crop.reshape(-1, 3).take(flat, axis=0)
+    out.reshape(-1, 3)[flat] = np.clip(np.rint(pixels * gain), 0, 255).astype(np.uint8)
+    return out
+
+
+def _relief_reference(crop, rows, cols, sigma_px):
+    """The relief at the (M,) pixels, filtered over their box and the blur's reach."""
+    sigma_px = max(sigma_px, 0.5)
+    reach = int(np.ceil(4 * sigma_px))
+    y0, x0 = max(rows.min() - reach, 0), max(cols.min() - reach, 0)
+    y1, x1 = rows.max() + reach + 1, cols.max() + reach + 1
+    luma = cv2.cvtColor(crop[y0:y1, x0:x1].astype(np.float32), cv2.COLOR_RGB2GRAY)
+    log_luma = np.log1p(luma)
+    if sigma_px < details_module._COARSE_RELIEF_SIGMA_PX:
+        local_mean = cv2.GaussianBlur(log_luma, (0, 0), sigma_px)
+    else:
+        local_mean = gaussian_blur(log_luma, sigma_px, step=int(sigma_px // 3))
+    return (log_luma - local_mean)[rows - y0, cols - x0]
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 4.0])
+def test_compiled_shading_is_the_numpy_computation(model, astronaut, face, scale):
+    """The compiled loops give the NumPy code's output but for a rare pixel one level off
+    (the two float32 ``exp``s differ in the last bit), on faces of ~60, ~120 and ~470 px (the
+    coarse relief blur), with positive, negative and mixed weights."""
+    mesh = face[:N_MESH_VERTICES] * scale
+    x0, y0 = np.floor(mesh[:, :2].min(axis=0)).astype(int) - 4
+    x1, y1 = np.ceil(mesh[:, :2].max(axis=0)).astype(int) + 5
+    image = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    roi = (int(x0), int(y0), int(x1), int(y1))
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    maps = builtin_detail_maps(model)
+    n = len(maps.au_numbers)
+    rng = np.random.default_rng(4)
+    cases = [np.ones(n), -np.ones(n), *rng.uniform(-1, 1, (4, n))]
+    cases += [np.eye(n)[k] * sign for k in (0, 3, 6) for sign in (1, -1)]
+    differing = shaded = 0
+    for weights in cases:
+        details = DetailsInput(maps, weights)
+        got = apply_details(crop, mesh, roi, model, details)
+        expected = _apply_details_reference(crop, mesh, roi, model, details)
+        diff = np.abs(got.astype(int) - expected).max(axis=2)
+        assert diff.max() <= 1, weights
+        differing += int((diff > 0).sum())
+        shaded += int((expected != crop).any(axis=2).sum())
+    assert shaded > 0
+    assert differing <= max(2, 0.002 * shaded), (differing, shaded)
+
+
+def test_compiled_sampler_is_cv2_remap_to_the_bit():
+    from augmentface.render.detail_kernels import MAP_PAD, _sample
+
+    rng = np.random.default_rng(2)
+    size = 40
+    deepen, flatten = rng.normal(0, 0.3, (2, size, size)).astype(np.float32)
+    sums = np.zeros((2, size + 2 * MAP_PAD, size + 2 * MAP_PAD), np.float32)
+    sums[:, MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD] = deepen, flatten
+    # Anywhere on and around the map, and on the 1/64 steps where rounding to 1/32 ties.
+    points = np.concatenate(
+        [
+            rng.uniform(-4, size + 4, (3000, 2)),
+            rng.integers(-4 * 64, (size + 4) * 64, (3000, 2)) / 64,
+        ]
+    ).astype(np.float32)
+    got = np.array([_sample(sums, u, v) for u, v in points], np.float32)
+    np.testing.assert_array_equal(got[:, 0], sample_points(deepen, points))
+    np.testing.assert_array_equal(got[:, 1], sample_points(flatten, points))

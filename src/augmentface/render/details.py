@@ -26,9 +26,11 @@ meet and leaves flat skin alone instead of drawing a light line on it. Weights u
 The layer's level of detail follows the face's size: the maps come with a pyramid (each level
 half the size of the one before, Gaussian pre-filtered by ``cv2.pyrDown``), and a face samples
 the level whose texels are closest to its pixels, so a fine wrinkle neither aliases on a 60 px
-face nor is blurred on a 1000 px one. Sampling is one ``cv2.remap`` of the weighted sum of the
-active maps at that level, at the pixels of the target mesh's skin triangles; every other pixel
-keeps its value exactly.
+face nor is blurred on a 1000 px one. The weighted sum of the active maps at that level is
+sampled bilinearly, as ``cv2.remap`` samples it (``INTER_LINEAR``, positions on a 1/32 texel
+grid, 0 off the map), at the pixels of the target mesh's skin triangles; every other pixel keeps
+its value exactly. The per-pixel work runs in compiled loops
+(:mod:`augmentface.render.detail_kernels`).
 
 Built-in maps are :func:`augmentface.render.detail_maps.builtin_detail_maps`; learned ones come
 from :mod:`augmentface.stages.train_details`.
@@ -298,6 +300,13 @@ def apply_details(
         triangle_ids = triangle_id_buffer(
             local_px, dst_verts_px[:, 2], triangles, crop_rgb.shape[:2]
         )
+    from augmentface.render.detail_kernels import (  # compiles on first use
+        map_sums,
+        shade_details,
+        shade_lifted,
+        texel_affines,
+    )
+
     tables = _tables(model)
     px_per_uv = _px_per_uv(local_px, model)
     level = min(max(round(math.log2(maps.size / px_per_uv)), 0), len(maps.pyramid) - 1)
@@ -307,44 +316,29 @@ def apply_details(
     corners = tables.texel_corners(layer.shape[1])  # (T, 3, 2)
     if barycentric_maps is None:
         barycentric_maps = _barycentric_affines(local_px, triangles)
-    bary_maps = barycentric_maps[: len(triangles)]
-    # to_texel[t, d] = sum_k corners[t, k, d] * bary_maps[t, k] (an einsum costs twice this).
-    to_texel = sum(corners[:, k, :, None] * bary_maps[:, k, None, :] for k in range(3))
-    # The skin triangles that may sample a non-zero texel of a weighted map; -1 (no triangle)
-    # and the anchor band's indices (>= T) land on the trailing False.
-    shading = tables.skin_lookup.copy()
+    bary_maps = np.ascontiguousarray(barycentric_maps[: len(triangles)], dtype=np.float64)
+    to_texel = texel_affines(corners, bary_maps)  # (T, 2, 3)
+    # The skin triangles that may sample a non-zero texel of a weighted map.
     box = tables.texel_box(layer.shape[1])
-    shading[:-1] &= _reaches_maps(maps, level, np.flatnonzero(weights), box, to_texel)
-    # Flat pixel indices, then rows and columns from them: half the cost of np.nonzero on
-    # the 2-D mask and a 2-D gather.
-    flat = np.flatnonzero(shading.take(np.minimum(triangle_ids, len(triangles))))
-    tri = triangle_ids.ravel().take(flat)
-    rows, cols = np.divmod(flat, triangle_ids.shape[1])
-    coeffs = to_texel.reshape(-1, 6).take(tri, axis=0)  # (M, 6): one gather
-    points = np.empty((len(tri), 2), np.float32)
-    for d in (0, 1):
-        points[:, d] = coeffs[:, 3 * d] * cols + coeffs[:, 3 * d + 1] * rows + coeffs[:, 3 * d + 2]
-    deepen, flatten = np.flatnonzero(weights > 0), np.flatnonzero(weights < 0)
-    log_ratio = np.zeros(len(points), np.float32)
-    if deepen.size:
-        log_ratio += sample_points(_weighted_sum(layer, weights, deepen), points)
-    if flatten.size:
+    shading = tables.skin & _reaches_maps(maps, level, np.flatnonzero(weights), box, to_texel)
+    # One compiled pass shades the pixels the maps only deepen and sets aside the ones a
+    # negative weight lifts: their cap, the relief, is filtered over the box they span.
+    out = crop_rgb.copy()
+    crop_rgb = np.ascontiguousarray(crop_rgb)
+    deepen, lift, lifted = shade_details(
+        np.ascontiguousarray(triangle_ids, dtype=np.int32),
+        shading,
+        to_texel,
+        map_sums(layer, weights),
+        crop_rgb,
+        out,
+    )
+    if lifted[2] > lifted[0]:
         # Flattening removes at most the relief the photo shows there: a person's fold lies a
         # few mm from the map's, and lifting the map's where the skin is flat would draw a
         # light line instead of removing a dark one.
-        lift = sample_points(_weighted_sum(layer, weights, flatten), points)
-        lifted = np.flatnonzero(lift)
-        if lifted.size:
-            relief = _relief(crop_rgb, rows[lifted], cols[lifted], RELIEF_SIGMA_UV * px_per_uv)
-            log_ratio[lifted] += np.clip(
-                lift[lifted], np.minimum(relief, 0), np.maximum(-relief, 0)
-            )
-    shaded = log_ratio != 0
-    flat = flat[shaded]
-    out = crop_rgb.copy()
-    gain = np.exp(log_ratio[shaded])[:, None]
-    pixels = np.ascontiguousarray(crop_rgb).reshape(-1, 3).take(flat, axis=0)  # (n, 3)
-    out.reshape(-1, 3)[flat] = np.clip(np.rint(pixels * gain), 0, 255).astype(np.uint8)
+        relief, (y0, x0) = _relief(crop_rgb, tuple(lifted), RELIEF_SIGMA_UV * px_per_uv)
+        shade_lifted(crop_rgb, deepen, lift, lifted, relief, y0, x0, out)
     return out
 
 
@@ -365,29 +359,14 @@ def _reaches_maps(
     box holds no non-zero texel of any chosen map shades none of its pixels: leaving its pixels
     out changes no output, and saves the layer most of its per-pixel work (a smile's maps
     reach about 40 % of the skin). Boxes are counted on summed-area tables of each map's
-    non-zero texels (:func:`_nonzero_counts`).
+    non-zero texels (:func:`_nonzero_counts`), in a compiled loop
+    (:func:`.detail_kernels.boxes_reach_maps`).
     """
-    counts = _nonzero_counts(maps, level)
-    last = counts.shape[1] - 2  # S - 1
+    from augmentface.render.detail_kernels import boxes_reach_maps  # compiles on first use
+
     box_low, box_high = box
-    grow = np.abs(to_texel[:, :, 0])
-    grow += np.abs(to_texel[:, :, 1])
-    grow *= 1.5
-    grow += 2.0  # (T, 2) texels
-    low = np.minimum(np.maximum(np.floor(box_low - grow), 0), last).astype(np.intp)
-    high = np.minimum(np.maximum(np.ceil(box_high + grow), 0), last).astype(np.intp) + 1
-    # Flat indices into the chosen maps' tables: (A, T) per box corner.
-    size = counts.shape[1]
-    base = (chosen * size * size)[:, None]
-    top, bottom = low[:, 1] * size, high[:, 1] * size
-    flat = counts.reshape(-1)
-    inside = (
-        flat.take(base + (bottom + high[:, 0]))
-        - flat.take(base + (top + high[:, 0]))
-        - flat.take(base + (bottom + low[:, 0]))
-        + flat.take(base + (top + low[:, 0]))
-    )
-    return (inside > 0).any(axis=0)
+    counts = _nonzero_counts(maps, level)
+    return boxes_reach_maps(counts, chosen.astype(np.intp), box_low, box_high, to_texel)
 
 
 def _nonzero_counts(maps: DetailMaps, level: int) -> np.ndarray:
@@ -403,29 +382,17 @@ def _nonzero_counts(maps: DetailMaps, level: int) -> np.ndarray:
     return per_model(maps, ("non-zero texel counts", level), build)
 
 
-def _weighted_sum(layer: np.ndarray, weights: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """(S, S) float32: the ``chosen`` maps of a (K, S, S) level, weighted by (K,) ``weights``.
-
-    A plain loop: a few maps at a time, where a BLAS call would cost more to set up.
-    """
-    out = weights[chosen[0]] * layer[chosen[0]]
-    for k in chosen[1:]:
-        out += weights[k] * layer[k]
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class _ModelTables:
     """What the layer derives from the face model alone, made once per model (:func:`_tables`).
 
-    ``skin_lookup`` (T + 1,) bool: whether a triangle index is a skin triangle, with a trailing
-    False for the indices clamped to T; ``skin_triangles`` (S, 3) the skin triangles and
-    ``skin_area_uv`` (S,) their signed UV areas.
+    ``skin`` (T,) bool: whether a triangle is a skin triangle; ``skin_triangles`` (S, 3) the
+    skin triangles and ``skin_area_uv`` (S,) their signed UV areas.
     """
 
     uv: np.ndarray
     triangles: np.ndarray
-    skin_lookup: np.ndarray
+    skin: np.ndarray
     skin_triangles: np.ndarray
     skin_area_uv: np.ndarray
 
@@ -453,7 +420,7 @@ def _tables(model: FaceModel) -> _ModelTables:
         return _ModelTables(
             uv=model.mesh.uv,
             triangles=model.triangles,
-            skin_lookup=read_only(np.r_[skin, False]),
+            skin=read_only(skin.copy()),
             skin_triangles=read_only(skin_triangles),
             skin_area_uv=read_only(signed_areas_px2(model.mesh.uv, skin_triangles)),
         )
@@ -475,23 +442,29 @@ def _px_per_uv(local_px: np.ndarray, model: FaceModel) -> float:
 
 
 def _relief(
-    crop_rgb: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma_px: float
-) -> np.ndarray:
-    """(M,) log luminance less its local mean (Gaussian, ``sigma_px``) at the (M,) pixels:
-    negative in a fold or a pore, positive on a ridge. Only the pixels' box (and the blur's
-    reach around it) is filtered."""
+    crop_rgb: np.ndarray, box: tuple[int, int, int, int], sigma_px: float
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Log luminance less its local mean (Gaussian, ``sigma_px``) around the pixels of ``box``
+    (``(y0, x0, y1, x1)``, half-open): negative in a fold or a pore, positive on a ridge.
+
+    Only the box and the blur's reach around it are filtered.
+
+    Returns
+    -------
+    relief : (h', w') float32, the filtered region.
+    origin : ``(y, x)`` of its first pixel in the crop.
+    """
     sigma_px = max(sigma_px, 0.5)
     reach = int(np.ceil(4 * sigma_px))
-    y0, x0 = max(rows.min() - reach, 0), max(cols.min() - reach, 0)
-    y1, x1 = rows.max() + reach + 1, cols.max() + reach + 1
+    y0, x0 = max(box[0] - reach, 0), max(box[1] - reach, 0)
+    y1, x1 = box[2] + reach, box[3] + reach
     luma = cv2.cvtColor(crop_rgb[y0:y1, x0:x1].astype(np.float32), cv2.COLOR_RGB2GRAY)
     log_luma = np.log1p(luma)
     if sigma_px < _COARSE_RELIEF_SIGMA_PX:
         local_mean = cv2.GaussianBlur(log_luma, (0, 0), sigma_px)
     else:  # a big face: the same Gaussian on a coarser grid (render.blur.gaussian_blur)
         local_mean = gaussian_blur(log_luma, sigma_px, step=int(sigma_px // 3))
-    relief = log_luma - local_mean
-    return relief[rows - y0, cols - x0]
+    return log_luma - local_mean, (y0, x0)
 
 
 #: The relief's local mean is blurred on a coarser grid from this sigma on (faces of ~400 px
