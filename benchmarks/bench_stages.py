@@ -20,6 +20,9 @@ in a fresh interpreter (start-up included, as a user runs it):
    targets, and ``render`` + ``blend`` of them, with ``--workers 2`` against ``--workers 1``
    (not pinned: both cores): the speedup of each command, and its CPU seconds (the command's
    process and its workers), whose growth from 1 to 2 workers is what a local cluster costs.
+4. The machine's own ceiling for that speedup: the same one pass as two ``--shard i/2``
+   processes at once, each pinned to a core of its own, no Dask at all
+   (``one_pass_two_shards_speedup``, against the one process of step 3).
 
 Run alone: ``python benchmarks/bench_stages.py [N ...]``; results go to
 ``benchmarks/results_stages.json``.
@@ -27,6 +30,7 @@ Run alone: ``python benchmarks/bench_stages.py [N ...]``; results go to
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -162,6 +166,31 @@ def render_blend(workdir: Path, n: int, pinned: bool, *extra: str) -> dict:
     }
 
 
+def two_shards_seconds(workdir: Path) -> float:
+    """Wall clock of the one pass as two ``--shard i/2`` processes at once, shard i pinned to
+    core i: what two cores give this work with no scheduler between them."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    out = ("--from-targets", "--output", str(workdir / "two-shards"), *KEEP_ALL)
+    os.sync()
+    start = time.perf_counter()
+    shards = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, "blend", *out, "-w", str(workdir), "-q",
+             "--shard", f"{i}/2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            preexec_fn=functools.partial(os.sched_setaffinity, 0, {i % (os.cpu_count() or 1)}),
+        )
+        for i in range(2)
+    ]  # fmt: skip
+    for shard in shards:
+        _, err = shard.communicate()
+        if shard.returncode != 0:
+            raise RuntimeError(f"a shard of the one pass failed:\n{err.decode()[-2000:]}")
+    return time.perf_counter() - start
+
+
 def floor_images_per_s(scratch: Path) -> float:
     """The floor on the same photo (median of run_benchmarks' timed calls), pinned here."""
     path = scratch / "floor.jpg"
@@ -217,6 +246,8 @@ def main(sizes: tuple[int, ...]) -> None:
             for stage in ("render", "blend", "one_pass"):  # seconds, CPU seconds of all
                 speed[f"{stage}_workers_{workers}_s"] = run[stage]["seconds"]
                 speed[f"{stage}_workers_{workers}_cpu_s"] = run[stage]["cpu_s"]
+        shards_s = speed["one_pass_two_shards_s"] = two_shards_seconds(workdir)
+        speed["one_pass_two_shards_speedup"] = speed["one_pass_workers_1_s"] / shards_s
         speed["fit3dmm_speedup"] = speed["fit3dmm_workers_1_s"] / speed["fit3dmm_workers_2_s"]
         speed["render_blend_speedup"] = (
             speed["render_blend_workers_1_s"] / speed["render_blend_workers_2_s"]
