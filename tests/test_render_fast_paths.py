@@ -401,3 +401,28 @@ def test_compiled_remap_maps_are_numpys_to_the_bit() -> None:
         expected += coeff[2].take(entry)
         assert got[d].dtype == np.float32
         np.testing.assert_array_equal(got[d], expected)
+
+
+def test_wide_triangles_with_level_edges_follow_the_coverage_rule() -> None:
+    # A grid of 20-40 px squares (level and upright edges, corners on whole and half pixels)
+    # and fans of wide slivers: the row-span fill of wide triangles against the rule.
+    xs = np.array([1.0, 21.5, 45.0, 80.5])
+    ys = np.array([2.0, 30.5, 55.0])
+    grid = np.array([(x, y) for y in ys for x in xs])
+    cells = [
+        (r * 4 + c, r * 4 + c + 1, (r + 1) * 4 + c, (r + 1) * 4 + c + 1)
+        for r in range(2)
+        for c in range(3)
+    ]
+    triangles = [t for a, b, c, d in cells for t in ((a, b, c), (b, d, c))]
+    fan = np.array([[5.0, 60.0], [85.0, 61.0], [85.0, 75.5], [4.5, 75.5], [45.0, 60.0]])
+    verts = np.vstack([grid, fan])
+    n = len(grid)
+    triangles += [(n, n + 1, n + 2), (n, n + 2, n + 3), (n, n + 4, n + 1), (n + 3, n + 2, n + 4)]
+    triangles = np.array(triangles)
+    depth = np.zeros(len(verts))
+    skip = np.zeros(len(triangles), bool)
+    shape = (80, 90)
+    got = triangle_id_buffer(verts, depth, triangles, shape)
+    np.testing.assert_array_equal(got, _rule_id_buffer(verts, depth, triangles, shape, skip))
+    assert (got >= 0).sum() > 0.7 * shape[0] * shape[1]

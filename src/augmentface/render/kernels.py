@@ -71,17 +71,19 @@ def fill_triangle_ids(
                 (cx - bx, cy - by, bx, by, margin_bc),
                 (ax - cx, ay - cy, cx, cy, margin_ca),
             ):
-                # test: ex * (y - py) - ey * (x - px) >= margin
+                # test: ex * (y - py) - ey * (x - px) >= margin, an end of x where ey != 0
                 slack = ex * (y - py) - margin
                 if ey > 0.0:
-                    high = min(high, math.floor(px + slack / ey) + 1.0)
+                    high = min(high, px + slack / ey)
                 elif ey < 0.0:
-                    low = max(low, math.ceil(px + slack / ey) - 1.0)
+                    low = max(low, px + slack / ey)
                 elif slack < 0.0:
                     empty = True
-            if empty:
+            if empty or high < low - 2.0:
                 continue
-            start, stop = int(max(low, x0)), int(min(high, x1))
+            # high >= low - 2 >= x0 - 2 and low <= high + 2 <= x1 + 2: both finite here
+            start = max(math.ceil(low) - 1, x0)
+            stop = min(math.floor(high) + 1, x1)
             while start <= stop and not _covers(
                 start, y, ax, ay, bx, by, cx, cy, margin_ab, margin_bc, margin_ca
             ):
