@@ -125,16 +125,22 @@ def test_nearer_triangle_wins_where_triangles_overlap(near_index: int) -> None:
     assert ids[58, 58] == -1
 
 
-def test_skipped_triangles_are_not_drawn() -> None:
+def test_triangles_beneath_show_only_where_no_other_does() -> None:
     verts_px, triangles = _disc_mesh((32.0, 32.0), 25.0, count=40)
-    skip = np.zeros(len(triangles), dtype=bool)
-    skip[::2] = True
+    depth_px = np.random.default_rng(2).normal(0, 5, len(verts_px))
+    beneath = np.zeros(len(triangles), dtype=bool)
+    beneath[::2] = True
+    shape = (64, 64)
 
-    ids = triangle_id_buffer(verts_px, np.zeros(len(verts_px)), triangles, (64, 64), skip=skip)
+    ids = triangle_id_buffer(verts_px, depth_px, triangles, shape, beneath=beneath)
 
-    drawn = np.unique(ids[ids >= 0])
-    assert not skip[drawn].any()
-    assert len(drawn) > 0
+    rest = triangle_id_buffer(verts_px, depth_px, triangles[~beneath], shape)
+    covered = rest >= 0
+    # Where the other triangles cover a pixel they win, in their own depth order.
+    np.testing.assert_array_equal(ids[covered], np.flatnonzero(~beneath)[rest[covered]])
+    # Elsewhere only triangles beneath show, and they fill the holes of every other one.
+    assert beneath[ids[~covered & (ids >= 0)]].all()
+    assert ((ids >= 0) == (triangle_id_buffer(verts_px, depth_px, triangles, shape) >= 0)).all()
 
 
 def test_barycentric_weights_sum_to_one_and_reproduce_pixel_centres() -> None:
@@ -176,12 +182,12 @@ def test_folds_are_detected() -> None:
     assert not folded_triangles(src_px, src_px + 3.0, triangles).any()
 
 
-def test_folded_triangles_are_skipped_so_the_surface_in_front_shows() -> None:
+def test_folded_triangles_go_beneath_so_the_surface_in_front_shows() -> None:
     image_rgb = _textured_image_rgb((64, 64), seed=6)
     src_px, triangles = _quad_mesh()
     dst_px = src_px.copy()
     dst_px[3] = (20.0, 20.0)
-    # The flipped triangle is nearer: without skipping it would cover triangle 0.
+    # The flipped triangle is nearer: in its depth order it would cover triangle 0.
     depth_px = np.array([5.0, 5.0, 5.0, 0.0])
 
     warp = warp_mesh(image_rgb, src_px, dst_px, depth_px, triangles)

@@ -322,23 +322,23 @@ def test_face_mask_is_made_once_per_face_and_handed_out_as_copies(face, monkeypa
     assert len(made) == len(rings) * len(rois)
 
 
-def _opencv_id_buffer(verts_px, depth_px, triangles, shape, skip):
+def _opencv_id_buffer(verts_px, depth_px, triangles, shape, beneath):
     """triangle_id_buffer as first written: a Python loop of fillConvexPoly (LINE_8, 1/16 px
     vertices), far to near."""
     ids = np.full(shape, -1, dtype=np.int32)
     order = np.argsort(-depth_px[triangles].mean(axis=1), kind="stable")
-    for t in order[~skip[order]]:
+    for t in np.concatenate([order[beneath[order]], order[~beneath[order]]]):
         corners = np.round(verts_px[triangles[t]] * 16).astype(np.int32)
         cv2.fillConvexPoly(ids, corners, int(t), cv2.LINE_8, 4)
     return ids
 
 
-def _rule_id_buffer(verts_px, depth_px, triangles, shape, skip):
+def _rule_id_buffer(verts_px, depth_px, triangles, shape, beneath):
     """fill_triangle_ids's coverage rule in NumPy: the whole buffer, every triangle."""
     ids = np.full(shape, -1, dtype=np.int32)
     ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     order = np.argsort(-depth_px[triangles].mean(axis=1), kind="stable")
-    for t in order[~skip[order]]:
+    for t in np.concatenate([order[beneath[order]], order[~beneath[order]]]):
         a, b, c = verts_px[triangles[t], :2].astype(np.float64)
         if (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) < 0:
             b, c = c, b
@@ -367,9 +367,10 @@ def test_id_buffer_follows_its_coverage_rule(model, face) -> None:
     rng = np.random.default_rng(8)
     shape, meshes = _meshes(model, face, rng)
     for verts, depth, triangles in meshes:
-        skip = rng.random(len(triangles)) < 0.1
-        got = triangle_id_buffer(verts, depth, triangles, shape, skip=skip)
-        np.testing.assert_array_equal(got, _rule_id_buffer(verts, depth, triangles, shape, skip))
+        beneath = rng.random(len(triangles)) < 0.1
+        got = triangle_id_buffer(verts, depth, triangles, shape, beneath=beneath)
+        expected = _rule_id_buffer(verts, depth, triangles, shape, beneath)
+        np.testing.assert_array_equal(got, expected)
         assert got.max() > 0.5 * len(triangles)
 
 
@@ -379,9 +380,9 @@ def test_id_buffer_covers_what_opencv_fills(model, face) -> None:
     rng = np.random.default_rng(3)
     shape, meshes = _meshes(model, face, rng)
     verts, depth, triangles = meshes[0]
-    skip = np.zeros(len(triangles), bool)
-    got = triangle_id_buffer(verts, depth, triangles, shape, skip=skip)
-    opencv = _opencv_id_buffer(verts, depth, triangles, shape, skip)
+    beneath = np.zeros(len(triangles), bool)
+    got = triangle_id_buffer(verts, depth, triangles, shape, beneath=beneath)
+    opencv = _opencv_id_buffer(verts, depth, triangles, shape, beneath)
     covered = opencv >= 0
     assert ((got >= 0) != covered).sum() <= 0.002 * covered.sum()
     assert (got == opencv)[covered].mean() > 0.9
@@ -421,8 +422,8 @@ def test_wide_triangles_with_level_edges_follow_the_coverage_rule() -> None:
     triangles += [(n, n + 1, n + 2), (n, n + 2, n + 3), (n, n + 4, n + 1), (n + 3, n + 2, n + 4)]
     triangles = np.array(triangles)
     depth = np.zeros(len(verts))
-    skip = np.zeros(len(triangles), bool)
+    beneath = np.zeros(len(triangles), bool)
     shape = (80, 90)
     got = triangle_id_buffer(verts, depth, triangles, shape)
-    np.testing.assert_array_equal(got, _rule_id_buffer(verts, depth, triangles, shape, skip))
+    np.testing.assert_array_equal(got, _rule_id_buffer(verts, depth, triangles, shape, beneath))
     assert (got >= 0).sum() > 0.7 * shape[0] * shape[1]

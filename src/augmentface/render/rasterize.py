@@ -58,7 +58,7 @@ def triangle_id_buffer(
     triangles: np.ndarray,
     shape: tuple[int, int],
     *,
-    skip: np.ndarray | None = None,
+    beneath: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rasterise a mesh into a buffer of visible triangle indices (painter's algorithm).
 
@@ -72,8 +72,9 @@ def triangle_id_buffer(
         (T, 3) int. Vertex indices per triangle.
     shape : tuple[int, int]
         ``(H, W)`` of the buffer.
-    skip : np.ndarray | None
-        (T,) bool. Triangles not to draw (e.g. folds).
+    beneath : np.ndarray | None
+        (T,) bool. Triangles drawn first, under every other whatever their depth, so they
+        show only where no other triangle does (folds: :func:`folded_triangles`).
 
     Returns
     -------
@@ -86,8 +87,8 @@ def triangle_id_buffer(
     mean_depth_px = depth_px[triangles].mean(axis=1)
     # Far-to-near so nearer triangles overwrite farther ones; stable so ties draw in index order.
     order = np.argsort(-mean_depth_px, kind="stable")
-    if skip is not None:
-        order = order[~skip[order]]
+    if beneath is not None:
+        order = np.concatenate([order[beneath[order]], order[~beneath[order]]])
     fill_triangle_ids(
         ids,
         np.ascontiguousarray(verts_px[:, :2], dtype=np.float64),
@@ -174,8 +175,11 @@ def folded_triangles(
 ) -> np.ndarray:
     """Triangles that fold over (flip winding) or collapse between source and target.
 
-    A flipped triangle is a fold of the surface; drawing it would paste mirrored texture over
-    the unfolded surface in front, so it is skipped instead.
+    A flipped triangle is a fold of the surface: drawn in its depth order it would paste
+    mirrored texture over the unfolded surface in front. The warp draws it beneath every other
+    triangle instead, so it fills only the hole the fold leaves; left undrawn, that hole would
+    keep the photo's own pixels at that place, skin from elsewhere (a light wedge beside each
+    corner of a mouth that opens wide), where the fold's texture is its neighbours' own.
 
     Parameters
     ----------
@@ -276,8 +280,9 @@ def warp_mesh(
     if x1 <= x0 or y1 <= y0:
         raise ValueError(f"empty render roi {(x0, y0, x1, y1)} for image {src_image_rgb.shape}")
     dst_local_px = np.asarray(dst_verts_px, dtype=np.float64) - (x0, y0)
-    skip = folded_triangles(src_verts_px, dst_verts_px, triangles)
-    ids = triangle_id_buffer(dst_local_px, dst_depth_px, triangles, (y1 - y0, x1 - x0), skip=skip)
+    folds = folded_triangles(src_verts_px, dst_verts_px, triangles)
+    shape = (y1 - y0, x1 - x0)
+    ids = triangle_id_buffer(dst_local_px, dst_depth_px, triangles, shape, beneath=folds)
     dst_bary_maps = _barycentric_affines(dst_local_px, triangles)  # (T, 3, 3)
     map_x, map_y = _source_maps_px((x0, y0, x1, y1), src_verts_px, triangles, ids, dst_bary_maps)
     image_rgb = cv2.remap(
