@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial import Delaunay
 
-from augmentface.render.kernels import source_affines
+from augmentface.render.kernels import corner_affines
 from augmentface.render.rasterize import (
     MeshWarp,
     _barycentric_affines,
@@ -245,10 +245,7 @@ def test_compiled_triangle_tables_are_numpys_to_the_bit() -> None:
     (ax, bx, cx), (ay, by, cy) = (moved_px[:, d].take(triangles.T) for d in (0, 1))
     areas = 0.5 * ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
     np.testing.assert_array_equal(signed_areas_px2(moved_px, triangles), areas)
-    # The source affines: the barycentric maps composed with the source corners, in float32,
-    # and the identity shifted to the roi's corner for pixels of no triangle.
-    to_src = source_affines(verts_px, triangles.astype(np.intp), maps, 7.0, 9.0)
+    # The corner affines: the barycentric maps composed with the corners' values.
     corners = verts_px[triangles]  # (T, 3, 2)
     expected = sum(corners[:, k, :, None] * maps[:, k, None, :] for k in range(3))
-    np.testing.assert_array_equal(to_src[:, :, :-1], expected.transpose(1, 2, 0).astype(np.float32))
-    np.testing.assert_array_equal(to_src[:, :, -1], [[1, 0, 7], [0, 1, 9]])
+    np.testing.assert_array_equal(corner_affines(corners, maps), expected)

@@ -28,27 +28,6 @@ _TAB_SIZE = 1 << _TAB_BITS
 
 
 @numba.njit(cache=True, nogil=True)
-def texel_affines(
-    corners: np.ndarray, bary_maps: np.ndarray
-) -> np.ndarray:  # pragma: no cover - compiled; see tests/test_details.py
-    """(T, 2, 3) float64: per triangle ``t`` the affine map from a homogeneous pixel ``(x, y,
-    1)`` to its texel position, ``Σ_k corners[t, k, d] · bary_maps[t, k, j]`` for texel axis
-    ``d`` and coefficient ``j``; ``corners`` (T, 3, 2) float64, ``bary_maps`` (T, 3, 3)
-    float64. Summed in corner order, as NumPy's sum of the three products was."""
-    n = corners.shape[0]
-    to_texel = np.empty((n, 2, 3))
-    for t in range(n):
-        for d in range(2):
-            for j in range(3):
-                to_texel[t, d, j] = (
-                    corners[t, 0, d] * bary_maps[t, 0, j]
-                    + corners[t, 1, d] * bary_maps[t, 1, j]
-                    + corners[t, 2, d] * bary_maps[t, 2, j]
-                )
-    return to_texel
-
-
-@numba.njit(cache=True, nogil=True)
 def boxes_reach_maps(
     counts: np.ndarray,
     chosen: np.ndarray,

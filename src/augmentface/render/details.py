@@ -300,12 +300,8 @@ def apply_details(
         triangle_ids = triangle_id_buffer(
             local_px, dst_verts_px[:, 2], triangles, crop_rgb.shape[:2]
         )
-    from augmentface.render.detail_kernels import (  # compiles on first use
-        map_sums,
-        shade_details,
-        shade_lifted,
-        texel_affines,
-    )
+    from augmentface.render.detail_kernels import map_sums, shade_details, shade_lifted
+    from augmentface.render.kernels import corner_affines  # both compile on first use
 
     tables = _tables(model)
     px_per_uv = _px_per_uv(local_px, model)
@@ -317,7 +313,7 @@ def apply_details(
     if barycentric_maps is None:
         barycentric_maps = _barycentric_affines(local_px, triangles)
     bary_maps = np.ascontiguousarray(barycentric_maps[: len(triangles)], dtype=np.float64)
-    to_texel = texel_affines(corners, bary_maps)  # (T, 2, 3)
+    to_texel = corner_affines(corners, bary_maps)  # (T, 2, 3)
     # The skin triangles that may sample a non-zero texel of a weighted map.
     box = tables.texel_box(layer.shape[1])
     shading = tables.skin & _reaches_maps(maps, level, np.flatnonzero(weights), box, to_texel)

@@ -15,8 +15,8 @@ or more is filled a row span at a time (0.85 ms instead of 1.66 ms for a 600 px 
 
 The other kernels replace NumPy expressions over a few hundred triangles or points, whose
 per-call overhead made them cost tens of microseconds each, several times a render: the
-barycentric and source affine maps of the warp, signed areas, and the eyes' and lips'
-openings.
+barycentric maps and the corner affine maps of the warp and of the detail layer, signed areas,
+and the eyes' and lips' openings.
 """
 
 from __future__ import annotations
@@ -212,26 +212,25 @@ def barycentric_affines(
 
 
 @numba.njit(cache=True, nogil=True)
-def source_affines(
-    src_px: np.ndarray, triangles: np.ndarray, bary_maps: np.ndarray, x0: float, y0: float
+def corner_affines(
+    corners: np.ndarray, bary_maps: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled; see test_rasterize
-    """(2, 3, T + 1) float32, the table :func:`piecewise_affine_maps` takes: per triangle its
-    barycentric map (``bary_maps``, (T, 3, 3)) composed with its source corners (``src_px``
-    (N, 2) float64, ``triangles`` (T, 3) intp), ``to_src[d, j, t] = Σ_k src[k, d] ·
-    bary_maps[t, k, j]`` summed in k order in float64, then rounded to float32; entry T is the
-    identity offset by ``(x0, y0)``, for pixels of no triangle."""
-    count = triangles.shape[0]
-    to_src = np.empty((2, 3, count + 1), np.float32)
+    """(T, 2, 3) float64: per triangle ``t`` the affine map from a homogeneous pixel ``(x, y,
+    1)`` to the barycentric combination of its corners' 2-D values (their source position in
+    the photo for the warp, their texel position for the detail layer): ``Σ_k corners[t, k,
+    d] · bary_maps[t, k, j]`` for axis ``d`` and coefficient ``j``, summed in corner order;
+    ``corners`` (T, 3, 2) float64, ``bary_maps`` (T, 3, 3) float64."""
+    count = corners.shape[0]
+    out = np.empty((count, 2, 3))
     for t in range(count):
         for d in range(2):
             for j in range(3):
-                total = src_px[triangles[t, 0], d] * bary_maps[t, 0, j]
-                total += src_px[triangles[t, 1], d] * bary_maps[t, 1, j]
-                total += src_px[triangles[t, 2], d] * bary_maps[t, 2, j]
-                to_src[d, j, t] = total
-    to_src[0, 0, count], to_src[0, 1, count], to_src[0, 2, count] = 1.0, 0.0, x0
-    to_src[1, 0, count], to_src[1, 1, count], to_src[1, 2, count] = 0.0, 1.0, y0
-    return to_src
+                out[t, d, j] = (
+                    corners[t, 0, d] * bary_maps[t, 0, j]
+                    + corners[t, 1, d] * bary_maps[t, 1, j]
+                    + corners[t, 2, d] * bary_maps[t, 2, j]
+                )
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

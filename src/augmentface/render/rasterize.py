@@ -228,11 +228,14 @@ def _source_maps_px(
     (:func:`.piecewise_affine_maps`). Uncovered pixels use an extra identity entry: integer
     pixel centres remap exactly, so they keep the source pixels unchanged.
     """
-    from augmentface.render.kernels import piecewise_affine_maps, source_affines
+    from augmentface.render.kernels import corner_affines, piecewise_affine_maps
 
-    # to_src in float32: it keeps 1/1000 px at 4000 px, far finer than remap's 1/32 px grid.
-    x0, y0 = float(roi[0]), float(roi[1])
-    to_src = source_affines(*_kernel_mesh(src_verts_px, triangles), dst_bary_maps, x0, y0)
+    src_px, triangles = _kernel_mesh(src_verts_px, triangles)
+    # to_src in float32: it keeps 1/1000 px at 4000 px, far finer than remap's 1/32 px grid;
+    # row (d, j) holds coefficient j of source coordinate d, with an identity entry last.
+    to_src = np.empty((2, 3, len(triangles) + 1), np.float32)
+    to_src[:, :, :-1] = corner_affines(src_px[triangles], dst_bary_maps).transpose(1, 2, 0)
+    to_src[:, :, -1] = ((1.0, 0.0, roi[0]), (0.0, 1.0, roi[1]))
     return piecewise_affine_maps(ids, to_src)
 
 
